@@ -1,0 +1,261 @@
+// Chapter 02: reading and parsing the request head.
+//
+// Chapter 01 read once and hoped the whole request had arrived. Here the
+// server reads properly: line by line until the empty line that ends the
+// head, across as many TCP reads as it takes, with a size limit and a
+// deadline so that a client can neither flood it nor stall it. Then it parses
+// the request line and the header fields, and prints them as a table with the
+// four fields the WebSocket handshake needs picked out.
+//
+//	go run ./02-parse-headers
+package main
+
+import (
+	"bufio"
+	_ "embed"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"strings"
+	"time"
+)
+
+//go:embed index.html
+var page []byte
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8002", "host:port to listen on (port 0 picks a free one)")
+	flag.Parse()
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("chapter 02 listening: open http://%s/ in your browser\n\n", ln.Addr())
+	log.Fatal(newServer(os.Stdout).serve(ln))
+}
+
+// server holds what every connection needs: where to print, and the two
+// limits that keep one client from costing us unbounded memory or time.
+type server struct {
+	out         io.Writer
+	headLimit   int           // the largest request head we accept, in bytes
+	headTimeout time.Duration // how long a client has to send the whole head
+}
+
+func newServer(out io.Writer) *server {
+	return &server{
+		out:         out,
+		headLimit:   8 << 10, // 8 KiB, the usual limit of web servers
+		headTimeout: 10 * time.Second,
+	}
+}
+
+// serve accepts connections until ln is closed. Each connection gets its own
+// goroutine, so one slow client never holds up the next.
+func (s *server) serve(ln net.Listener) error {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		go s.handle(conn)
+	}
+}
+
+// handle reads one request head, prints it as a table and answers.
+func (s *server) handle(conn net.Conn) {
+	defer conn.Close()
+	from := conn.RemoteAddr()
+
+	// One deadline for the whole head, not one per Read: a client that
+	// trickles a byte every few seconds must not keep us waiting forever.
+	conn.SetDeadline(time.Now().Add(s.headTimeout))
+	head, err := readHead(bufio.NewReader(conn), s.headLimit)
+	if errors.Is(err, errHeadTooLarge) {
+		fmt.Fprintf(s.out, "--- %s: 431, request head over %d bytes ---\n\n", from, s.headLimit)
+		respond(conn, "431 Request Header Fields Too Large", "text/plain; charset=utf-8",
+			[]byte(fmt.Sprintf("request head over %d bytes\n", s.headLimit)))
+		return
+	}
+	if err != nil {
+		fmt.Fprintf(s.out, "--- %s: no complete request head: %v ---\n\n", from, err)
+		return
+	}
+
+	req, err := parseHead(head)
+	if err != nil {
+		fmt.Fprintf(s.out, "--- %s: 400, %v ---\n\n", from, err)
+		respond(conn, "400 Bad Request", "text/plain; charset=utf-8", []byte(err.Error()+"\n"))
+		return
+	}
+	fmt.Fprintf(s.out, "--- %s: %d bytes ---\n%s\n", from, len(head), req.table())
+
+	if req.method == "GET" && req.target == "/" {
+		respond(conn, "200 OK", "text/html; charset=utf-8", page)
+		return
+	}
+	respond(conn, "404 Not Found", "text/plain; charset=utf-8",
+		[]byte("chapter 02 only parses requests: it serves its page at / and nothing else\n"))
+}
+
+var errHeadTooLarge = errors.New("request head too large")
+
+// readHead reads the request head: every line up to and including the empty
+// line that ends it. TCP is a stream of bytes, not of messages: one Read may
+// return half a line, or the head and the start of whatever follows. The
+// bufio.Reader hides that, and whatever it read past the head stays in it
+// for the next stage (chapter 03 reads frames from the same reader).
+func readHead(r *bufio.Reader, limit int) ([]byte, error) {
+	var head []byte
+	lineStart := 0
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if len(head)+len(chunk) > limit {
+			return nil, errHeadTooLarge
+		}
+		head = append(head, chunk...)
+		if err == bufio.ErrBufferFull {
+			continue // a line longer than the reader's buffer: keep reading it
+		}
+		if err != nil {
+			return nil, err
+		}
+		line := head[lineStart:]
+		if string(line) == "\r\n" || string(line) == "\n" {
+			return head, nil
+		}
+		lineStart = len(head)
+	}
+}
+
+// request is a parsed request head. Header fields keep the order and the
+// spelling they arrived with; lookups ignore case.
+type request struct {
+	method, target, proto string
+	fields                []field
+}
+
+type field struct{ name, value string }
+
+// header returns the value of the named field, whatever case either side
+// uses (RFC 9110 section 5.1: field names are case-insensitive). A field sent
+// more than once is joined with commas, as RFC 9110 section 5.3 allows.
+func (r *request) header(name string) string {
+	var values []string
+	for _, f := range r.fields {
+		if strings.EqualFold(f.name, name) {
+			values = append(values, f.value)
+		}
+	}
+	return strings.Join(values, ", ")
+}
+
+// parseHead turns the bytes of a request head into a request. It accepts
+// lines ending in CRLF, or in a bare LF as RFC 9112 section 2.2 allows, and
+// refuses anything it cannot read unambiguously.
+func parseHead(head []byte) (*request, error) {
+	lines := strings.Split(strings.TrimSuffix(string(head), "\n"), "\n")
+	for i := range lines {
+		lines[i] = strings.TrimSuffix(lines[i], "\r")
+	}
+	if len(lines) < 2 || lines[len(lines)-1] != "" {
+		return nil, errors.New("request head does not end with an empty line")
+	}
+	lines = lines[:len(lines)-1]
+
+	// The request line: METHOD SP TARGET SP VERSION (RFC 9112 section 3).
+	parts := strings.Split(lines[0], " ")
+	if len(parts) != 3 || !isToken(parts[0]) || parts[1] == "" || !isHTTPVersion(parts[2]) {
+		return nil, fmt.Errorf("malformed request line %q", lines[0])
+	}
+	req := &request{method: parts[0], target: parts[1], proto: parts[2]}
+
+	// Header fields: NAME ":" OWS VALUE OWS (RFC 9110 section 5).
+	for _, line := range lines[1:] {
+		if line[0] == ' ' || line[0] == '\t' {
+			return nil, fmt.Errorf("folded header line %q (obsolete line folding is refused, RFC 9112 section 5.2)", line)
+		}
+		name, value, ok := strings.Cut(line, ":")
+		if !ok {
+			return nil, fmt.Errorf("header line without a colon: %q", line)
+		}
+		if !isToken(name) {
+			return nil, fmt.Errorf("invalid header name %q", name)
+		}
+		value = strings.Trim(value, " \t")
+		if strings.ContainsFunc(value, isControl) {
+			return nil, fmt.Errorf("control character in the value of header %q", name)
+		}
+		req.fields = append(req.fields, field{name, value})
+	}
+	return req, nil
+}
+
+// isToken reports whether s is an HTTP token: the characters allowed in a
+// method or a header name (RFC 9110 section 5.6.2).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// isHTTPVersion reports whether s looks like "HTTP/1.1".
+func isHTTPVersion(s string) bool {
+	return len(s) == 8 && strings.HasPrefix(s, "HTTP/") &&
+		s[5] >= '0' && s[5] <= '9' && s[6] == '.' && s[7] >= '0' && s[7] <= '9'
+}
+
+// isControl reports the characters a header value may not hold: every ASCII
+// control character but tab.
+func isControl(c rune) bool {
+	return c < 0x20 && c != '\t' || c == 0x7f
+}
+
+// handshakeFields are the fields chapter 03 needs to answer a WebSocket
+// upgrade (RFC 6455 section 4.2.1).
+var handshakeFields = []string{"Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version"}
+
+// table renders the request for the terminal: the request line, every field
+// in the order received (the handshake's marked with *), then the handshake's
+// fields looked up by lower-case name to show that case does not matter.
+func (r *request) table() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %s\n", r.method, r.target, r.proto)
+	for _, f := range r.fields {
+		mark := " "
+		for _, name := range handshakeFields {
+			if strings.EqualFold(f.name, name) {
+				mark = "*"
+			}
+		}
+		fmt.Fprintf(&b, "%s %-26s %s\n", mark, f.name, f.value)
+	}
+	b.WriteString("* the handshake needs these; looked up in lower case:\n")
+	for _, name := range handshakeFields {
+		lower := strings.ToLower(name)
+		fmt.Fprintf(&b, "  %-26s %q\n", lower, r.header(lower))
+	}
+	return b.String()
+}
+
+// respond writes a complete HTTP/1.1 response by hand: a status line,
+// three headers, a blank line, the body. Connection: close tells the
+// browser not to send another request on this connection, since we read
+// only one.
+func respond(conn net.Conn, status, contentType string, body []byte) {
+	fmt.Fprintf(conn, "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n",
+		status, contentType, len(body))
+	conn.Write(body)
+}

@@ -1,0 +1,73 @@
+package booktest
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// ChromiumUpgrade is the WebSocket upgrade request Chromium 156 sent to
+// chapter 01 (captured by its browser test, with the port set to 8002).
+// Tests replay it where a transcript must not change from run to run.
+const ChromiumUpgrade = "GET /ws HTTP/1.1\r\n" +
+	"Host: 127.0.0.1:8002\r\n" +
+	"Connection: Upgrade\r\n" +
+	"Pragma: no-cache\r\n" +
+	"Cache-Control: no-cache\r\n" +
+	"User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/156.0.0.0 Safari/537.36\r\n" +
+	"Upgrade: websocket\r\n" +
+	"Origin: http://127.0.0.1:8002\r\n" +
+	"Sec-WebSocket-Version: 13\r\n" +
+	"Accept-Encoding: gzip, deflate, br, zstd\r\n" +
+	"Accept-Language: en-US,en;q=0.9\r\n" +
+	"Sec-WebSocket-Key: XsHZY8QPU4vSCuJAE8N/dw==\r\n" +
+	"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" +
+	"\r\n"
+
+// Dial opens a TCP connection to addr that is closed when the test ends and
+// gives up on any read or write after ten seconds.
+func Dial(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	return conn
+}
+
+// Conn is a test's end of a connection after an HTTP response: write to it
+// directly, and read through R, which holds whatever arrived after the
+// response.
+type Conn struct {
+	net.Conn
+	R *bufio.Reader
+}
+
+// Request sends raw bytes to addr and reads the HTTP response, body included
+// (but for a 101, whose body is the WebSocket that follows). The connection is
+// returned too, for tests that go on talking after the response.
+func Request(t testing.TB, addr, raw string) (*http.Response, string, *Conn) {
+	t.Helper()
+	conn := Dial(t, addr)
+	if _, err := io.WriteString(conn, raw); err != nil {
+		t.Fatalf("write request: %v", err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	var body strings.Builder
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		if _, err := io.Copy(&body, resp.Body); err != nil {
+			t.Fatalf("read body: %v", err)
+		}
+	}
+	return resp, body.String(), &Conn{conn, br}
+}
