@@ -1,0 +1,513 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"wsbook/internal/booktest"
+)
+
+// rfcRequest is the client handshake of RFC 6455 section 1.2, with the
+// protocol and origin lines as the RFC prints them.
+const rfcRequest = "GET /chat HTTP/1.1\r\n" +
+	"Host: server.example.com\r\n" +
+	"Upgrade: websocket\r\n" +
+	"Connection: Upgrade\r\n" +
+	"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+	"Origin: http://example.com\r\n" +
+	"Sec-WebSocket-Protocol: chat, superchat\r\n" +
+	"Sec-WebSocket-Version: 13\r\n" +
+	"\r\n"
+
+func TestParseHeadReadsTheRFCRequest(t *testing.T) {
+	req, err := parseHead([]byte(rfcRequest))
+	require.NoError(t, err)
+	assert.Equal(t, "GET", req.method)
+	assert.Equal(t, "/chat", req.target)
+	assert.Equal(t, "HTTP/1.1", req.proto)
+	assert.Len(t, req.fields, 7)
+	assert.Equal(t, field{"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}, req.fields[3])
+	assert.Equal(t, "chat, superchat", req.header("Sec-WebSocket-Protocol"))
+}
+
+func TestHeaderLookupIgnoresCase(t *testing.T) {
+	req, err := parseHead([]byte("GET / HTTP/1.1\r\nsEc-WeBsOcKeT-vErSiOn:13\r\nUPGRADE:   websocket  \r\n\r\n"))
+	require.NoError(t, err)
+	assert.Equal(t, "13", req.header("Sec-WebSocket-Version"))
+	assert.Equal(t, "13", req.header("sec-websocket-version"))
+	assert.Equal(t, "websocket", req.header("upgrade"), "optional white space around the value is trimmed")
+	assert.Equal(t, "", req.header("Sec-WebSocket-Key"), "a missing field is empty")
+}
+
+func TestRepeatedFieldsAreJoinedWithCommas(t *testing.T) {
+	req, err := parseHead([]byte("GET / HTTP/1.1\r\nConnection: keep-alive\r\nconnection: Upgrade\r\n\r\n"))
+	require.NoError(t, err)
+	assert.Equal(t, "keep-alive, Upgrade", req.header("Connection"))
+}
+
+func TestBareLineFeedsAreAccepted(t *testing.T) {
+	req, err := parseHead([]byte("GET / HTTP/1.1\nHost: a\n\n"))
+	require.NoError(t, err)
+	assert.Equal(t, "a", req.header("host"))
+}
+
+func TestParseHeadRefusesWhatItCannotRead(t *testing.T) {
+	tests := []struct {
+		name, head, wantErr string
+	}{
+		{"no request line", "\r\n", "does not end with an empty line"},
+		{"no empty line", "GET / HTTP/1.1\r\nHost: a\r\n", "does not end with an empty line"},
+		{"two words", "GET /\r\n\r\n", "malformed request line"},
+		{"four words", "GET / x HTTP/1.1\r\n\r\n", "malformed request line"},
+		{"double space", "GET  / HTTP/1.1\r\n\r\n", "malformed request line"},
+		{"not HTTP", "GET / SPDY/3\r\n\r\n", "malformed request line"},
+		{"method not a token", "G(T / HTTP/1.1\r\n\r\n", "malformed request line"},
+		{"no colon", "GET / HTTP/1.1\r\nHost a\r\n\r\n", "without a colon"},
+		{"space before colon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n", `invalid header name "Host "`},
+		{"empty name", "GET / HTTP/1.1\r\n: a\r\n\r\n", "invalid header name"},
+		{"folded line", "GET / HTTP/1.1\r\nHost: a\r\n b\r\n\r\n", "folded header line"},
+		{"control character", "GET / HTTP/1.1\r\nHost: a\x00b\r\n\r\n", "control character"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseHead([]byte(tt.head))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.wantErr)
+		})
+	}
+}
+
+func TestReadHeadAcrossManyReads(t *testing.T) {
+	// One byte per Read: the worst a TCP stream can do to us.
+	r := bufio.NewReader(iotest.OneByteReader(strings.NewReader(rfcRequest + "frame bytes")))
+	head, err := readHead(r, 8<<10)
+	require.NoError(t, err)
+	assert.Equal(t, rfcRequest, string(head))
+
+	rest, err := io.ReadAll(r)
+	require.NoError(t, err)
+	assert.Equal(t, "frame bytes", string(rest), "bytes after the head stay in the reader")
+}
+
+func TestReadHeadHandlesLinesLongerThanItsBuffer(t *testing.T) {
+	long := "GET / HTTP/1.1\r\nCookie: " + strings.Repeat("x", 100) + "\r\n\r\n"
+	head, err := readHead(bufio.NewReaderSize(strings.NewReader(long), 16), 8<<10)
+	require.NoError(t, err)
+	assert.Equal(t, long, string(head))
+}
+
+func TestReadHeadStopsAtTheLimit(t *testing.T) {
+	endless := io.MultiReader(strings.NewReader("GET / HTTP/1.1\r\n"), neverEnding('a'))
+	_, err := readHead(bufio.NewReader(endless), 8<<10)
+	assert.ErrorIs(t, err, errHeadTooLarge)
+
+	exact := "GET / HTTP/1.1\r\nA: " + strings.Repeat("b", 100) + "\r\n\r\n"
+	_, err = readHead(bufio.NewReader(strings.NewReader(exact)), len(exact))
+	assert.NoError(t, err, "a head of exactly the limit is fine")
+	_, err = readHead(bufio.NewReader(strings.NewReader(exact)), len(exact)-1)
+	assert.ErrorIs(t, err, errHeadTooLarge, "one byte over is not")
+}
+
+func TestReadHeadReportsAnEarlyClose(t *testing.T) {
+	_, err := readHead(bufio.NewReader(strings.NewReader("GET / HTTP/1.1\r\nHost: a\r\n")), 8<<10)
+	assert.ErrorIs(t, err, io.EOF)
+}
+
+// neverEnding is a reader that produces the same byte forever.
+type neverEnding byte
+
+func (b neverEnding) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(b)
+	}
+	return len(p), nil
+}
+
+// start runs the chapter's server for one test; change, if given, adjusts
+// its settings first.
+func start(t *testing.T, change func(*server)) (string, *booktest.Output) {
+	return booktest.Serve(t, func(ln net.Listener, out io.Writer) error {
+		s := newServer(out)
+		if change != nil {
+			change(s)
+		}
+		return s.serve(ln)
+	})
+}
+
+func TestServerSendsThePageForAHeadSentByteByByte(t *testing.T) {
+	addr, out := start(t, nil)
+	conn := booktest.Dial(t, addr)
+	raw := "GET / HTTP/1.1\r\nHost: " + addr + "\r\n\r\n"
+	for i := range len(raw) {
+		_, err := conn.Write([]byte{raw[i]})
+		require.NoError(t, err)
+		time.Sleep(time.Millisecond) // let each byte leave in a packet of its own
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err)
+	assert.Equal(t, 200, resp.StatusCode)
+	out.WaitFor(t, "GET / HTTP/1.1\n")
+}
+
+func TestServerAnswers400WithTheReason(t *testing.T) {
+	addr, out := start(t, nil)
+	resp, body, _ := booktest.Request(t, addr, "GET / HTTP/1.1\r\nHost : a\r\n\r\n")
+	assert.Equal(t, 400, resp.StatusCode)
+	assert.Equal(t, "invalid header name \"Host \"\n", body)
+	out.WaitFor(t, `400, invalid header name "Host "`)
+}
+
+// A client that sends an endless head gets 431 once it passes the limit,
+// and the server's memory does not grow with what the client sends.
+func TestServerAnswers431ToAHugeHeadWithFlatMemory(t *testing.T) {
+	addr, out := start(t, nil)
+	conn := booktest.Dial(t, addr)
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+
+	const flood = 64 << 20 // 64 MiB of header, sent while we wait for the answer
+	sent := make(chan int64, 1)
+	go func() {
+		n, _ := io.Copy(conn, io.LimitReader(io.MultiReader(strings.NewReader("GET / HTTP/1.1\r\nX: "), neverEnding('a')), flood))
+		sent <- n
+	}()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err)
+	assert.Equal(t, 431, resp.StatusCode)
+	conn.Close()
+	n := <-sent
+	runtime.ReadMemStats(&after)
+
+	out.WaitFor(t, "431, request head over 8192 bytes")
+	assert.Less(t, n, int64(flood), "the server hung up before the flood ended")
+	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(1<<20),
+		"the server allocated more than 1 MiB while the client sent %d bytes", n)
+}
+
+// A client that sends half a head and stops is dropped after the timeout,
+// and other clients are served meanwhile.
+func TestAStalledClientIsDroppedAndBlocksNobody(t *testing.T) {
+	addr, out := start(t, func(s *server) { s.headTimeout = 500 * time.Millisecond })
+	stalled := booktest.Dial(t, addr)
+	_, err := io.WriteString(stalled, "GET / HTTP/1.1\r\nHost: ")
+	require.NoError(t, err)
+
+	started := time.Now()
+	resp, _, _ := booktest.Request(t, addr, "GET / HTTP/1.1\r\nHost: "+addr+"\r\n\r\n")
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Less(t, time.Since(started), 400*time.Millisecond, "the second client waited for the first")
+
+	_, err = stalled.Read(make([]byte, 1))
+	assert.ErrorIs(t, err, io.EOF, "the server closed the stalled connection")
+	assert.GreaterOrEqual(t, time.Since(started), 400*time.Millisecond)
+	out.WaitFor(t, "no complete request head: read tcp")
+	out.WaitFor(t, "i/o timeout")
+}
+
+func TestAcceptKey(t *testing.T) {
+	tests := []struct{ name, key, accept string }{
+		// RFC 6455 section 1.3.
+		{"RFC 6455 example", "dGhlIHNhbXBsZSBub25jZQ==", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="},
+		// The seed's request; accept computed with
+		// printf '%s' KEY258EAFA5-E914-47DA-95CA-C5AB0DC85B11 | openssl sha1 -binary | base64
+		{"the seed's key", "6ZCfv6CkFfxlP1ALZM7koQ==", "L20MgGk7EWIknfryFLsoBIZFu+I="},
+		{"Chromium's key", "XsHZY8QPU4vSCuJAE8N/dw==", "FuIzEIaX41n4Sqt26peZ9qt1m+A="},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.accept, acceptKey(tt.key))
+		})
+	}
+}
+
+// upgradeRequest builds a valid handshake request, then lets a test break it:
+// set a header to a new value, or delete it with "".
+func upgradeRequest(method string, changes ...string) string {
+	fields := [][2]string{
+		{"Host", "127.0.0.1:8002"},
+		{"Upgrade", "websocket"},
+		{"Connection", "Upgrade"},
+		{"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="},
+		{"Sec-WebSocket-Version", "13"},
+	}
+	for i := 0; i+1 < len(changes); i += 2 {
+		found := false
+		for j := range fields {
+			if fields[j][0] == changes[i] {
+				fields[j][1], found = changes[i+1], true
+			}
+		}
+		if !found {
+			fields = append(fields, [2]string{changes[i], changes[i+1]})
+		}
+	}
+	var b strings.Builder
+	b.WriteString(method + " /ws HTTP/1.1\r\n")
+	for _, f := range fields {
+		if f[1] != "" {
+			b.WriteString(f[0] + ": " + f[1] + "\r\n")
+		}
+	}
+	b.WriteString("\r\n")
+	return b.String()
+}
+
+func TestCheckUpgradeAccepts(t *testing.T) {
+	for name, raw := range map[string]string{
+		"RFC 6455 section 1.2 request": rfcRequest,
+		"Chromium's request":           booktest.ChromiumUpgrade,
+		"Connection with keep-alive":   upgradeRequest("GET", "Connection", "keep-alive, Upgrade"),
+		"values in any case":           upgradeRequest("GET", "Connection", "UPGRADE", "Upgrade", "WebSocket"),
+		"names in any case": "GET /ws HTTP/1.1\r\nhost: a\r\nUPGRADE: websocket\r\nconnection: Upgrade\r\n" +
+			"sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nSEC-WEBSOCKET-VERSION: 13\r\n\r\n",
+		"Upgrade as a list": upgradeRequest("GET", "Upgrade", "foo/2, websocket"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			req, err := parseHead([]byte(raw))
+			require.NoError(t, err)
+			assert.Nil(t, checkUpgrade(req))
+		})
+	}
+}
+
+func TestCheckUpgradeRefuses(t *testing.T) {
+	tests := []struct {
+		name, raw, status, header, reason string
+	}{
+		{"POST", upgradeRequest("POST"), "405 Method Not Allowed", "Allow: GET", "must be a GET request"},
+		{"HTTP/1.0", strings.Replace(upgradeRequest("GET"), "HTTP/1.1", "HTTP/1.0", 1), "400 Bad Request", "", "HTTP/1.1 or higher"},
+		{"no Host", upgradeRequest("GET", "Host", ""), "400 Bad Request", "", "missing Host"},
+		{"no Upgrade", upgradeRequest("GET", "Upgrade", ""), "400 Bad Request", "", `missing "Upgrade: websocket"`},
+		{"Upgrade: h2c", upgradeRequest("GET", "Upgrade", "h2c"), "400 Bad Request", "", `missing "Upgrade: websocket"`},
+		{"no Connection", upgradeRequest("GET", "Connection", ""), "400 Bad Request", "", `must include "Upgrade"`},
+		{"Connection: keep-alive", upgradeRequest("GET", "Connection", "keep-alive"), "400 Bad Request", "", `must include "Upgrade"`},
+		{"no version", upgradeRequest("GET", "Sec-WebSocket-Version", ""), "426 Upgrade Required", "Sec-WebSocket-Version: 13", `unsupported Sec-WebSocket-Version ""`},
+		{"version 8", upgradeRequest("GET", "Sec-WebSocket-Version", "8"), "426 Upgrade Required", "Sec-WebSocket-Version: 13", `unsupported Sec-WebSocket-Version "8"`},
+		{"no key", upgradeRequest("GET", "Sec-WebSocket-Key", ""), "400 Bad Request", "", `Sec-WebSocket-Key "" is not 16 bytes`},
+		{"key not base64", upgradeRequest("GET", "Sec-WebSocket-Key", "not base64!"), "400 Bad Request", "", "is not 16 bytes in base64"},
+		{"key of 15 bytes", upgradeRequest("GET", "Sec-WebSocket-Key", "AAAAAAAAAAAAAAAAAAAA"), "400 Bad Request", "", "is not 16 bytes in base64"},
+		{"key of 17 bytes", upgradeRequest("GET", "Sec-WebSocket-Key", "AAAAAAAAAAAAAAAAAAAAAAA="), "400 Bad Request", "", "is not 16 bytes in base64"},
+		{"two keys", upgradeRequest("GET", "sec-websocket-key", "AAAAAAAAAAAAAAAAAAAAAA=="), "400 Bad Request", "", "is not 16 bytes in base64"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := parseHead([]byte(tt.raw))
+			require.NoError(t, err)
+			r := checkUpgrade(req)
+			require.NotNil(t, r, "accepted:\n%s", tt.raw)
+			assert.Equal(t, tt.status, r.status)
+			assert.Contains(t, r.reason, tt.reason)
+			if tt.header != "" {
+				assert.Equal(t, []string{tt.header}, r.header)
+			}
+		})
+	}
+}
+
+func TestServerRefusesOverTheWire(t *testing.T) {
+	addr, out := start(t, nil)
+
+	resp, body, _ := booktest.Request(t, addr, upgradeRequest("GET", "Sec-WebSocket-Version", "8"))
+	assert.Equal(t, 426, resp.StatusCode)
+	assert.Equal(t, "13", resp.Header.Get("Sec-WebSocket-Version"))
+	assert.Contains(t, body, `unsupported Sec-WebSocket-Version "8"`)
+
+	resp, _, _ = booktest.Request(t, addr, upgradeRequest("PUT"))
+	assert.Equal(t, 405, resp.StatusCode)
+	assert.Equal(t, "GET", resp.Header.Get("Allow"))
+
+	resp, body, _ = booktest.Request(t, addr, upgradeRequest("GET", "Sec-WebSocket-Key", ""))
+	assert.Equal(t, 400, resp.StatusCode)
+	assert.Contains(t, body, "Sec-WebSocket-Key")
+
+	out.WaitFor(t, `426 Upgrade Required, unsupported Sec-WebSocket-Version "8"`)
+}
+
+func TestHandshakeThenFrames(t *testing.T) {
+	addr, out := start(t, nil)
+	resp, _, conn := booktest.Request(t, addr, booktest.ChromiumUpgrade)
+	require.Equal(t, 101, resp.StatusCode)
+
+	_, err := conn.Write(bytes.Join([][]byte{rfcMaskedHello, clientFrame(0x82, make([]byte, 256), testKey)}, nil))
+	require.NoError(t, err)
+	out.WaitFor(t, `unmasked     "Hello"`)
+	out.WaitFor(t, "frame 2, 264 bytes on the wire")
+	out.WaitFor(t, "length=256 (16-bit form, for 126 to 65535 bytes)")
+}
+
+func TestARefusedFrameEndsTheConnection(t *testing.T) {
+	addr, out := start(t, nil)
+	_, _, conn := booktest.Request(t, addr, booktest.ChromiumUpgrade)
+	_, err := conn.Write(rfcUnmaskedHello)
+	require.NoError(t, err)
+	_, err = conn.R.ReadByte()
+	assert.ErrorIs(t, err, io.EOF, "the server hung up")
+	out.WaitFor(t, "connection over: client frame not masked (RFC 6455 section 5.1)")
+}
+
+func TestACloseFrameEndsTheConnection(t *testing.T) {
+	addr, out := start(t, nil)
+	_, _, conn := booktest.Request(t, addr, booktest.ChromiumUpgrade)
+	_, err := conn.Write(clientFrame(0x88, []byte{0x03, 0xE8}, testKey)) // close, status 1000
+	require.NoError(t, err)
+	_, err = conn.R.ReadByte()
+	assert.ErrorIs(t, err, io.EOF)
+	out.WaitFor(t, "close frame received: hanging up")
+}
+
+// The docs show the dissection of RFC 6455 section 5.7's frames, each
+// length form, and a refusal.
+func TestTranscripts(t *testing.T) {
+	payload256 := make([]byte, 256)
+	for i := range payload256 {
+		payload256[i] = byte(i)
+	}
+	for name, wire := range map[string][]byte{
+		"04 rfc-hello":  rfcMaskedHello,
+		"04 16-bit":     clientFrame(0x82, payload256, testKey),
+		"04 64-bit":     clientFrame(0x81, bytes.Repeat([]byte("abcdefghijklmnopqrstuvwxyz"), 65536/26+1)[:65536], testKey),
+		"04 close":      clientFrame(0x88, []byte{0x03, 0xE8}, testKey),
+		"04 unmasked":   rfcUnmaskedHello,
+		"04 over-limit": {0x82, 0xFF, 0, 0, 0x01, 0, 0, 0, 0, 0},
+	} {
+		addr, out := start(t, nil)
+		_, _, conn := booktest.Request(t, addr, booktest.ChromiumUpgrade)
+		_, err := conn.Write(wire)
+		require.NoError(t, err)
+		last := "connection over"
+		if name == "04 close" {
+			last = "hanging up"
+		}
+		conn.Close()
+		got := out.WaitFor(t, last)
+		got = got[strings.Index(got, ": 101 Switching Protocols"):]
+		got = got[strings.Index(got, "\n\n")+2:]
+		got = strings.ReplaceAll(got, conn.LocalAddr().String(), "127.0.0.1:51234")
+		booktest.Transcript(t, "docs/04-read-frames.md", name, got)
+	}
+}
+
+// The page's payloads, rebuilt in Go from the rule the page states.
+func textPayload(n int) []byte {
+	p := make([]byte, n)
+	for i := range p {
+		p[i] = 'a' + byte(i%26)
+	}
+	return p
+}
+
+func binaryPayload(n int) []byte {
+	p := make([]byte, n)
+	for i := range p {
+		p[i] = byte(7*i + 3)
+	}
+	return p
+}
+
+func TestBrowserSendsEveryBoundaryAndTheServerDecodesIt(t *testing.T) {
+	addr, out := start(t, nil)
+	ctx := booktest.Browser(t)
+
+	booktest.Do(t, ctx, chromedp.Navigate("http://"+addr+"/"))
+	booktest.WaitForText(t, ctx, "#state", "OPEN")
+
+	for _, n := range []int{0, 125, 126, 65535, 65536, 1 << 20} {
+		for _, kind := range []string{"text", "binary"} {
+			booktest.Do(t, ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf("#%s-%d", kind, n))))
+			payload, opcode := textPayload(n), "opcode=0x1 (text)"
+			if kind == "binary" {
+				payload, opcode = binaryPayload(n), "opcode=0x2 (binary)"
+			}
+			sum := fmt.Sprintf("sha-256 starts %x\n", sha256.Sum256(payload))[:len("sha-256 starts ")+16]
+			booktest.WaitForText(t, ctx, "#log", fmt.Sprintf("sent %s %d B, %s length form, %s", kind, n, lengthForm(n), sum))
+
+			// The server's line for the whole message has the same hash.
+			got := out.WaitFor(t, fmt.Sprintf("  message: %s, %d bytes in ", kind, n))
+			message := got[strings.LastIndex(got, fmt.Sprintf("  message: %s, %d bytes in ", kind, n)):]
+			message = message[:strings.Index(message, "\n")]
+			assert.Contains(t, message, sum, "the server decoded other bytes than the page sent")
+
+			// Up to 64 KiB Chromium sends one frame, in the form the page names.
+			// A larger message it splits into several frames.
+			if n <= 65536 {
+				assert.Contains(t, message, " in 1 frame(s)")
+				frame := got[strings.LastIndex(got, "frame "):]
+				assert.Contains(t, frame, opcode)
+				assert.Contains(t, frame, lengthForm(n)+" form")
+			}
+		}
+	}
+	booktest.Do(t, ctx,
+		chromedp.SetValue(chromedp.CSS("#msg"), "Hello"),
+		chromedp.Click(chromedp.CSS("#send")),
+	)
+	out.WaitFor(t, `unmasked     "Hello"`)
+	booktest.Screenshot(t, ctx, "04-read-frames")
+}
+
+func lengthForm(n int) string {
+	switch {
+	case n <= 125:
+		return "7-bit"
+	case n <= 65535:
+		return "16-bit"
+	}
+	return "64-bit"
+}
+
+func FuzzParseHead(f *testing.F) {
+	f.Add([]byte(rfcRequest))
+	f.Add([]byte(booktest.ChromiumUpgrade))
+	f.Add([]byte("GET / HTTP/1.1\nHost: a\n\n"))
+	f.Add([]byte("GET / HTTP/1.1\r\n b\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, head []byte) {
+		req, err := parseHead(head)
+		if err != nil {
+			return
+		}
+		// Whatever it accepts must be what the grammar allows.
+		if !isToken(req.method) || req.target == "" || strings.Contains(req.target, " ") || !isHTTPVersion(req.proto) {
+			t.Fatalf("accepted a bad request line: %q %q %q", req.method, req.target, req.proto)
+		}
+		for _, f := range req.fields {
+			if !isToken(f.name) || strings.ContainsFunc(f.value, isControl) {
+				t.Fatalf("accepted a bad field %q: %q", f.name, f.value)
+			}
+		}
+	})
+}
+
+func FuzzReadHead(f *testing.F) {
+	f.Add([]byte(rfcRequest), 64)
+	f.Add([]byte("a\n\n"), 3)
+	f.Fuzz(func(t *testing.T, stream []byte, bufSize int) {
+		const limit = 1024
+		r := bufio.NewReaderSize(iotest.OneByteReader(bytesReader(stream)), 16+bufSize%64)
+		head, err := readHead(r, limit)
+		if err != nil {
+			return
+		}
+		if len(head) > limit || !strings.HasSuffix(string(head), "\n") {
+			t.Fatalf("readHead returned %d bytes ending %q", len(head), head[max(0, len(head)-4):])
+		}
+	})
+}
+
+func bytesReader(b []byte) io.Reader { return strings.NewReader(string(b)) }
