@@ -177,6 +177,9 @@ func parseHead(head []byte) (*request, error) {
 
 	// Header fields: NAME ":" OWS VALUE OWS (RFC 9110 section 5).
 	for _, line := range lines[1:] {
+		if line == "" {
+			return nil, errors.New("empty line inside the request head")
+		}
 		if line[0] == ' ' || line[0] == '\t' {
 			return nil, fmt.Errorf("folded header line %q (obsolete line folding is refused, RFC 9112 section 5.2)", line)
 		}

@@ -78,6 +78,7 @@ func TestParseHeadRefusesWhatItCannotRead(t *testing.T) {
 		{"empty name", "GET / HTTP/1.1\r\n: a\r\n\r\n", "invalid header name"},
 		{"folded line", "GET / HTTP/1.1\r\nHost: a\r\n b\r\n\r\n", "folded header line"},
 		{"control character", "GET / HTTP/1.1\r\nHost: a\x00b\r\n\r\n", "control character"},
+		{"empty line inside (found by FuzzParseHead)", "0 0 HTTP/0.0\n\n\r", "empty line inside the request head"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
