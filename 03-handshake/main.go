@@ -292,8 +292,10 @@ type refusal struct {
 }
 
 // checkUpgrade applies the rules of RFC 6455 section 4.2.1 to a request for
-// the WebSocket endpoint, in the order the RFC lists them. It returns nil for
-// a valid opening handshake.
+// the WebSocket endpoint. It checks the version before the key: a client
+// of another version may send a key of another shape, and what it needs to
+// hear is 426 and the version we speak. It returns nil for a valid opening
+// handshake.
 func checkUpgrade(req *request) *refusal {
 	bad := func(reason string) *refusal { return &refusal{status: "400 Bad Request", reason: reason} }
 	switch {

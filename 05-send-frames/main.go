@@ -306,8 +306,10 @@ type refusal struct {
 }
 
 // checkUpgrade applies the rules of RFC 6455 section 4.2.1 to a request for
-// the WebSocket endpoint, in the order the RFC lists them. It returns nil for
-// a valid opening handshake.
+// the WebSocket endpoint. It checks the version before the key: a client
+// of another version may send a key of another shape, and what it needs to
+// hear is 426 and the version we speak. It returns nil for a valid opening
+// handshake.
 func checkUpgrade(req *request) *refusal {
 	bad := func(reason string) *refusal { return &refusal{status: "400 Bad Request", reason: reason} }
 	switch {
@@ -396,11 +398,13 @@ func (s *server) echo(conn net.Conn, br *bufio.Reader, token string) {
 			return
 		}
 		reply = appendFrame(reply[:0], f.fin, f.opcode, f.payload)
+		// Recorded before it is sent: a page that fetches /inspect as soon
+		// as the echo arrives must find this frame, not the one before.
+		s.inspections.record(token, f, reply)
 		if err := s.send(conn, reply); err != nil {
 			fmt.Fprintf(s.out, "\n--- %s: connection over: %v ---\n\n", from, err)
 			return
 		}
-		s.inspections.record(token, f, reply)
 		fmt.Fprintf(s.out, "  reply       %d bytes, header % x\n", len(reply), reply[:len(reply)-len(f.payload)])
 		if summary != "" {
 			fmt.Fprintf(s.out, "  %s, echoed\n", summary)
@@ -443,6 +447,8 @@ type inspection struct {
 
 const inspectBytes = 16 // how much of each payload the inspector shows
 
+// record keeps the start of a frame and of its reply under token,
+// replacing what was kept before.
 func (in *inspections) record(token string, f frame, reply []byte) {
 	if token == "" || len(token) > 64 {
 		return
@@ -464,6 +470,7 @@ func (in *inspections) record(token string, f frame, reply []byte) {
 	in.last[token] = i
 }
 
+// forget drops what was kept under token, when its connection ends.
 func (in *inspections) forget(token string) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
