@@ -59,10 +59,10 @@ func startChapter(t *testing.T, chapter string) string {
 	return m[1]
 }
 
-func dial(t *testing.T, addr string) *websocket.Conn {
+func dial(t *testing.T, addr, path string) *websocket.Conn {
 	t.Helper()
 	dialer := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
-	conn, resp, err := dialer.Dial("ws://"+addr+"/ws", nil)
+	conn, resp, err := dialer.Dial("ws://"+addr+path, nil)
 	if err != nil {
 		t.Fatalf("gorilla/websocket could not connect: %v (response: %v)", err, resp)
 	}
@@ -74,7 +74,7 @@ func dial(t *testing.T, addr string) *websocket.Conn {
 // chapter 03's handshake is right by an independent implementation.
 func TestGorillaCompletesTheHandshakeWithChapter03(t *testing.T) {
 	addr := startChapter(t, "03-handshake")
-	conn := dial(t, addr)
+	conn := dial(t, addr, "/ws")
 	if err := conn.WriteMessage(websocket.TextMessage, []byte("Hello")); err != nil {
 		t.Fatal(err)
 	}
@@ -85,9 +85,21 @@ func TestGorillaCompletesTheHandshakeWithChapter03(t *testing.T) {
 // messages as many fragments, so this also checks that fragments are echoed
 // in a way another implementation reassembles.
 func TestGorillaGetsExactEchoesFromChapter05(t *testing.T) {
-	addr := startChapter(t, "05-send-frames")
-	conn := dial(t, addr)
-	for _, n := range []int{0, 1, 125, 126, 127, 65535, 65536, 65537, 1 << 20} {
+	conn := dial(t, startChapter(t, "05-send-frames"), "/ws")
+	echoEverySize(t, conn, []int{0, 1, 125, 126, 127, 65535, 65536, 65537, 1 << 20})
+	closeNormally(t, conn)
+}
+
+// Chapter 06's /echo, up to its default limit of 16 MiB.
+func TestGorillaGetsExactEchoesFromChapter06(t *testing.T) {
+	conn := dial(t, startChapter(t, "06-full-server"), "/echo")
+	echoEverySize(t, conn, []int{0, 1, 125, 126, 127, 65535, 65536, 65537, 1 << 20, 16 << 20})
+	closeNormally(t, conn)
+}
+
+func echoEverySize(t *testing.T, conn *websocket.Conn, sizes []int) {
+	t.Helper()
+	for _, n := range sizes {
 		for _, kind := range []int{websocket.TextMessage, websocket.BinaryMessage} {
 			payload := bytes.Repeat([]byte("websocket"), n/9+1)[:n]
 			conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
@@ -104,8 +116,11 @@ func TestGorillaGetsExactEchoesFromChapter05(t *testing.T) {
 			}
 		}
 	}
+}
 
-	// A close is answered with a close carrying the same status.
+// closeNormally sends a close 1000 and expects the server's close 1000 back.
+func closeNormally(t *testing.T, conn *websocket.Conn) {
+	t.Helper()
 	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye")
 	if err := conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(5*time.Second)); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,263 @@
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"unicode/utf8"
+)
+
+// The opcodes of RFC 6455 section 5.2. Opcodes 0x3-0x7 and 0xB-0xF are
+// reserved for future use, and a frame that uses one is refused.
+const (
+	opContinuation = 0x0
+	opText         = 0x1
+	opBinary       = 0x2
+	opClose        = 0x8
+	opPing         = 0x9
+	opPong         = 0xA
+)
+
+// The close status codes this server sends (RFC 6455 section 7.4.1).
+const (
+	closeNormal        = 1000 // the purpose of the connection is fulfilled
+	closeGoingAway     = 1001 // the server is shutting down
+	closeProtocolError = 1002 // the peer broke a rule of the protocol
+	closeInvalidData   = 1007 // a text message that is not UTF-8
+	closePolicy        = 1008 // a rule of this server, such as a chat client too slow to keep up
+	closeTooBig        = 1009 // a message over the limit
+	closeInternalError = 1011 // something went wrong on our side
+)
+
+// protocolError is a reason to fail the connection: the close code to send
+// and what was wrong, in words.
+type protocolError struct {
+	code   int
+	reason string
+}
+
+func (e *protocolError) Error() string { return fmt.Sprintf("%s (close %d)", e.reason, e.code) }
+
+func fail(code int, format string, args ...any) error {
+	return &protocolError{code: code, reason: fmt.Sprintf(format, args...)}
+}
+
+// frame is one decoded WebSocket frame. The payload is already unmasked.
+type frame struct {
+	fin     bool
+	rsv     byte // RSV1-3 as the bits 0x40, 0x20, 0x10 of the first byte
+	opcode  byte
+	masked  bool
+	maskKey [4]byte
+	payload []byte // valid until the next frame is read
+}
+
+// frameReader decodes frames from a stream, reusing one buffer for the
+// payloads of control frames and one for data frames (see next).
+type frameReader struct {
+	r          *bufio.Reader
+	maxPayload uint64   // data frames with a longer payload are refused: what is left of the message limit
+	head       [14]byte // the longest header: 2 + 8 bytes of length + 4 of mask key
+	control    [125]byte
+}
+
+// next reads one frame's header and checks it, then reads its payload into
+// dst, which must have room for it: control frames use the reader's own
+// 125 bytes, so that a ping between the fragments of a message does not
+// overwrite the message. The layout is RFC 6455 section 5.2's:
+//
+//	byte 0:     FIN, RSV1, RSV2, RSV3, then a 4-bit opcode
+//	byte 1:     MASK, then a 7-bit payload length
+//	            (126: a 16-bit length follows; 127: a 64-bit length follows)
+//	next 0/2/8: the extended payload length, in network byte order
+//	next 0/4:   the masking key, if MASK is set
+//	the rest:   the payload
+func (fr *frameReader) next(grow func(n int) []byte) (frame, error) {
+	var f frame
+	h := fr.head[:2]
+	if _, err := io.ReadFull(fr.r, h); err != nil {
+		return f, err
+	}
+	f.fin = h[0]&0x80 != 0
+	f.rsv = h[0] & 0x70
+	f.opcode = h[0] & 0x0F
+	f.masked = h[1]&0x80 != 0
+	length := uint64(h[1] & 0x7F)
+
+	switch length {
+	case 126:
+		if _, err := io.ReadFull(fr.r, fr.head[2:4]); err != nil {
+			return f, unexpected(err)
+		}
+		length = uint64(binary.BigEndian.Uint16(fr.head[2:4]))
+		if length < 126 {
+			return f, fail(closeProtocolError, "length %d sent in the 16-bit form, which is for 126 to 65535 (RFC 6455 section 5.2)", length)
+		}
+	case 127:
+		if _, err := io.ReadFull(fr.r, fr.head[2:10]); err != nil {
+			return f, unexpected(err)
+		}
+		length = binary.BigEndian.Uint64(fr.head[2:10])
+		if length>>63 != 0 {
+			return f, fail(closeProtocolError, "64-bit length with the most significant bit set (RFC 6455 section 5.2)")
+		}
+		if length <= 0xFFFF {
+			return f, fail(closeProtocolError, "length %d sent in the 64-bit form, which is for 65536 and up (RFC 6455 section 5.2)", length)
+		}
+	}
+
+	if err := f.check(length, fr.maxPayload); err != nil {
+		return f, err
+	}
+	key := fr.head[10:14]
+	if _, err := io.ReadFull(fr.r, key); err != nil {
+		return f, unexpected(err)
+	}
+	copy(f.maskKey[:], key)
+
+	// Only now, with the length checked against the limit, is memory set
+	// aside for the payload.
+	if f.opcode >= opClose {
+		f.payload = fr.control[:length]
+	} else {
+		f.payload = grow(int(length))
+	}
+	if _, err := io.ReadFull(fr.r, f.payload); err != nil {
+		return f, unexpected(err)
+	}
+	maskFast(f.maskKey, f.payload)
+	return f, nil
+}
+
+// check applies the rules a server enforces on every frame from a client,
+// before reading its payload.
+func (f *frame) check(length, maxPayload uint64) error {
+	switch {
+	case !f.masked:
+		return fail(closeProtocolError, "client frame not masked (RFC 6455 section 5.1)")
+	case f.rsv != 0:
+		return fail(closeProtocolError, "RSV bits %03b set, but no extension was negotiated (RFC 6455 section 5.2)", f.rsv>>4)
+	case f.opcode > opBinary && f.opcode < opClose || f.opcode > opPong:
+		return fail(closeProtocolError, "unknown opcode 0x%X (RFC 6455 section 5.2)", f.opcode)
+	case f.opcode >= opClose && length > 125:
+		return fail(closeProtocolError, "control frame with a %d-byte payload; the limit is 125 (RFC 6455 section 5.5)", length)
+	case f.opcode >= opClose && !f.fin:
+		return fail(closeProtocolError, "fragmented control frame (RFC 6455 section 5.5)")
+	case f.opcode < opClose && length > maxPayload:
+		return fail(closeTooBig, "a %d-byte frame would take the message over the limit: %d bytes are left", length, maxPayload)
+	}
+	return nil
+}
+
+// unexpected turns an EOF in the middle of a frame into io.ErrUnexpectedEOF.
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// appendFrame appends one frame to dst, unmasked: a server never masks
+// what it sends (RFC 6455 section 5.1). The length takes the shortest of
+// the three forms that fits, as section 5.2 requires.
+func appendFrame(dst []byte, fin bool, opcode byte, payload []byte) []byte {
+	first := opcode
+	if fin {
+		first |= 0x80
+	}
+	switch n := len(payload); {
+	case n <= 125:
+		dst = append(dst, first, byte(n))
+	case n <= 0xFFFF:
+		dst = append(dst, first, 126)
+		dst = binary.BigEndian.AppendUint16(dst, uint16(n))
+	default:
+		dst = append(dst, first, 127)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
+	}
+	return append(dst, payload...)
+}
+
+// frameHeader encodes just the header appendFrame would write, into h,
+// and returns its length. Writing a large payload after it, straight from
+// where it lies, saves copying it into a frame buffer.
+func frameHeader(h *[10]byte, fin bool, opcode byte, length int) int {
+	h[0] = opcode
+	if fin {
+		h[0] |= 0x80
+	}
+	switch {
+	case length <= 125:
+		h[1] = byte(length)
+		return 2
+	case length <= 0xFFFF:
+		h[1] = 126
+		binary.BigEndian.PutUint16(h[2:], uint16(length))
+		return 4
+	default:
+		h[1] = 127
+		binary.BigEndian.PutUint64(h[2:], uint64(length))
+		return 10
+	}
+}
+
+// mask XORs b with the 4-byte key in place (RFC 6455 section 5.3).
+func mask(key [4]byte, b []byte) {
+	for i := range b {
+		b[i] ^= key[i%4]
+	}
+}
+
+// maskFast does what mask does, eight bytes at a time.
+func maskFast(key [4]byte, b []byte) {
+	word := uint64(binary.LittleEndian.Uint32(key[:]))
+	word |= word << 32
+	n := len(b) &^ 7
+	for i := 0; i < n; i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], binary.LittleEndian.Uint64(b[i:])^word)
+	}
+	mask(key, b[n:])
+}
+
+// validCloseCode reports whether a close frame may carry code (RFC 6455
+// section 7.4): the codes defined for use, the ones IANA registered since
+// (1012-1014), and the ranges for libraries (3000-3999) and applications
+// (4000-4999). 1004-1006 and 1015 are reserved: never on the wire.
+func validCloseCode(code int) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	case code >= 3000 && code <= 4999:
+		return true
+	}
+	return false
+}
+
+// utf8Checker validates a text message as its fragments arrive, so that
+// invalid UTF-8 fails the connection at once rather than at the last
+// fragment, even when a character is split between two fragments.
+type utf8Checker struct {
+	valid int // bytes of the message known to be valid
+}
+
+// check validates msg[c.valid:]. An incomplete character at the end is
+// fine unless final: the next fragment may complete it.
+func (c *utf8Checker) check(msg []byte, final bool) bool {
+	rest := msg[c.valid:]
+	if utf8.Valid(rest) {
+		c.valid = len(msg)
+		return true
+	}
+	for len(rest) > 0 {
+		r, size := utf8.DecodeRune(rest)
+		if r == utf8.RuneError && size == 1 {
+			// Not a whole character: fine only if it is the valid start
+			// of one, cut off by the end of this fragment.
+			return !final && !utf8.FullRune(rest)
+		}
+		rest = rest[size:]
+		c.valid += size
+	}
+	return true
+}

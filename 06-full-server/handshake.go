@@ -1,0 +1,134 @@
+package main
+
+import (
+	"crypto/sha1"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// upgrader answers WebSocket handshakes inside net/http. Chapter 03 read and
+// parsed the request by hand; here net/http does that (with its own limits
+// and timeouts, set in main), and the upgrader checks what is specific to
+// WebSocket, answers 101 and takes the TCP connection over with Hijack.
+type upgrader struct {
+	origins []string // origins allowed besides the server's own host (-origin)
+	limits  *Limits
+	log     *slog.Logger
+}
+
+// upgrade checks the request and, if it is a valid opening handshake from
+// an allowed origin, switches the connection to WebSocket. Otherwise it
+// answers with the status and the reason, and returns nil.
+func (u *upgrader) upgrade(w http.ResponseWriter, r *http.Request) *Conn {
+	if status, reason, header := u.check(r); status != 0 {
+		u.log.Info("handshake refused", "remote", r.RemoteAddr, "path", r.URL.Path, "status", status, "reason", reason)
+		if header != "" {
+			name, value, _ := strings.Cut(header, ": ")
+			w.Header().Set(name, value)
+		}
+		http.Error(w, reason, status)
+		return nil
+	}
+	hijacker, ok := w.(http.Hijacker)
+	if !ok { // an HTTP/2 connection: RFC 8441 is out of this book's scope
+		http.Error(w, "this connection cannot be switched to WebSocket", http.StatusInternalServerError)
+		return nil
+	}
+	netConn, rw, err := hijacker.Hijack()
+	if err != nil {
+		u.log.Warn("hijack failed", "remote", r.RemoteAddr, "err", err)
+		return nil
+	}
+	// From here on the connection is ours: net/http's deadlines no longer apply.
+	netConn.SetDeadline(time.Now().Add(u.limits.WriteTimeout))
+	fmt.Fprintf(rw, "HTTP/1.1 101 Switching Protocols\r\n"+
+		"Upgrade: websocket\r\n"+
+		"Connection: Upgrade\r\n"+
+		"Sec-WebSocket-Accept: %s\r\n"+
+		"\r\n", acceptKey(r.Header.Get("Sec-WebSocket-Key")))
+	if err := rw.Flush(); err != nil {
+		netConn.Close()
+		return nil
+	}
+	netConn.SetDeadline(time.Time{})
+	// rw.Reader may already hold the client's first frames: read on from it.
+	return newConn(netConn, rw.Reader, u.limits)
+}
+
+// check applies the rules of RFC 6455 section 4.2.1, as chapter 03 did, then
+// the origin check. It returns the status to refuse with, or 0.
+func (u *upgrader) check(r *http.Request) (status int, reason, header string) {
+	switch {
+	case r.Method != http.MethodGet:
+		return http.StatusMethodNotAllowed, "the opening handshake must be a GET request (RFC 6455 section 4.1), not " + r.Method, "Allow: GET"
+	case !r.ProtoAtLeast(1, 1):
+		return http.StatusBadRequest, "the opening handshake needs HTTP/1.1 or higher (RFC 6455 section 4.1), not " + r.Proto, ""
+	case !hasToken(r.Header.Values("Upgrade"), "websocket"):
+		return http.StatusBadRequest, `missing "Upgrade: websocket" (RFC 6455 section 4.2.1)`, ""
+	case !hasToken(r.Header.Values("Connection"), "upgrade"):
+		return http.StatusBadRequest, `"Connection" must include "Upgrade" (RFC 6455 section 4.2.1)`, ""
+	case r.Header.Get("Sec-WebSocket-Version") != "13":
+		return http.StatusUpgradeRequired, fmt.Sprintf("unsupported Sec-WebSocket-Version %q: this server speaks 13 (RFC 6455 section 4.4)",
+			strings.Join(r.Header.Values("Sec-WebSocket-Version"), ", ")), "Sec-WebSocket-Version: 13"
+	}
+	keys := r.Header.Values("Sec-WebSocket-Key")
+	if nonce, err := base64.StdEncoding.DecodeString(strings.Join(keys, ", ")); len(keys) != 1 || err != nil || len(nonce) != 16 {
+		return http.StatusBadRequest, fmt.Sprintf("Sec-WebSocket-Key %q is not 16 bytes in base64 (RFC 6455 section 4.1)", strings.Join(keys, ", ")), ""
+	}
+	if origin := r.Header.Get("Origin"); !u.originAllowed(origin, r.Host) {
+		return http.StatusForbidden, fmt.Sprintf("origin %q may not open WebSockets here (start the server with -origin %s to allow it)", origin, origin), ""
+	}
+	return 0, "", ""
+}
+
+// originAllowed guards against cross-site WebSocket hijacking. A browser
+// always sends Origin, and a page from another site must not use a
+// visitor's cookies to talk to this server: by default the origin's host
+// must be the host the request was sent to. A request without Origin does
+// not come from a browser (a command-line or server-side client), and the
+// attack needs a browser, so it is allowed.
+func (u *upgrader) originAllowed(origin, host string) bool {
+	if origin == "" {
+		return true
+	}
+	o, err := url.Parse(origin)
+	if err != nil || o.Host == "" {
+		return false
+	}
+	if strings.EqualFold(o.Host, host) {
+		return true
+	}
+	for _, allowed := range u.origins {
+		if strings.EqualFold(allowed, origin) || strings.EqualFold(allowed, o.Host) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasToken reports whether comma-separated header values such as
+// "keep-alive, Upgrade" hold token, ignoring case.
+func hasToken(values []string, token string) bool {
+	for _, value := range values {
+		for _, item := range strings.Split(value, ",") {
+			if strings.EqualFold(strings.TrimSpace(item), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// websocketGUID is the fixed string of RFC 6455 section 1.3.
+const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// acceptKey computes Sec-WebSocket-Accept (RFC 6455 section 4.2.2).
+func acceptKey(key string) string {
+	sum := sha1.Sum([]byte(key + websocketGUID))
+	return base64.StdEncoding.EncodeToString(sum[:])
+}

@@ -1,0 +1,265 @@
+// Chapter 06: a complete server.
+//
+// Everything chapters 01 to 05 built, finished and made safe to deploy:
+//
+//   - handshake.go: the upgrade as part of net/http, with an origin check
+//   - frame.go: the frame codec of chapters 04 and 05, with close codes and
+//     UTF-8 checks
+//   - conn.go: a connection: messages reassembled from fragments, control
+//     frames, the closing handshake, keepalive pings, one writer at a time
+//   - hub.go: a chat room where a slow client never delays the others
+//   - main.go (this file): settings, routes, logs and graceful shutdown
+//
+// The page at / is the chat room, which talks to /ws?name=NICK. /echo sends
+// every message back unchanged, for conformance tools.
+//
+//	go run ./06-full-server
+package main
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+//go:embed index.html
+var page []byte
+
+func main() {
+	cfg := defaultConfig()
+	addr := flag.String("addr", "127.0.0.1:8002", "host:port to listen on (port 0 picks a free one)")
+	origins := flag.String("origin", "", "comma-separated origins allowed besides the server's own host, e.g. http://localhost:3000")
+	flag.IntVar(&cfg.echo.MaxMessage, "max-message", cfg.echo.MaxMessage, "largest /echo message in bytes")
+	flag.IntVar(&cfg.chat.MaxMessage, "max-chat-message", cfg.chat.MaxMessage, "largest chat message in bytes")
+	flag.IntVar(&cfg.queueLen, "chat-queue", cfg.queueLen, "chat messages a client may fall behind before it is dropped")
+	flag.DurationVar(&cfg.handshakeTimeout, "handshake-timeout", cfg.handshakeTimeout, "time a client has to send its handshake")
+	flag.DurationVar(&cfg.echo.PingInterval, "ping-interval", cfg.echo.PingInterval, "how often a quiet connection is pinged")
+	flag.DurationVar(&cfg.echo.PongTimeout, "pong-timeout", cfg.echo.PongTimeout, "how long a pinged peer has to answer")
+	flag.DurationVar(&cfg.echo.WriteTimeout, "write-timeout", cfg.echo.WriteTimeout, "how long one frame may take to send")
+	flag.Parse()
+	cfg.chat.PingInterval, cfg.chat.PongTimeout, cfg.chat.WriteTimeout = cfg.echo.PingInterval, cfg.echo.PongTimeout, cfg.echo.WriteTimeout
+	if *origins != "" {
+		cfg.origins = strings.Split(*origins, ",")
+	}
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Printf("chapter 06 listening: open http://%s/ in your browser (echo on ws://%s/echo)\n", ln.Addr(), ln.Addr())
+
+	s := newServer(cfg, os.Stdout)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		s.shutdown()
+	}()
+	if err := s.serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		s.log.Error("serve", "err", err)
+		os.Exit(1)
+	}
+	s.wait()
+}
+
+// config holds every setting, with its default in defaultConfig and a flag
+// in main.
+type config struct {
+	echo, chat       Limits
+	queueLen         int
+	handshakeTimeout time.Duration
+	shutdownWait     time.Duration
+	origins          []string
+}
+
+func defaultConfig() config {
+	chat := defaultLimits
+	chat.MaxMessage = 4 << 10 // a chat line, not a file
+	return config{
+		echo:             defaultLimits,
+		chat:             chat,
+		queueLen:         64,
+		handshakeTimeout: 10 * time.Second,
+		shutdownWait:     2 * time.Second,
+	}
+}
+
+// server ties the pieces together: net/http for everything before the
+// handshake, the upgraders for /ws and /echo, the chat hub, and the set of
+// open connections that shutdown closes.
+type server struct {
+	cfg  config
+	log  *slog.Logger
+	http *http.Server
+	hub  *hub
+	chat upgrader
+	echo upgrader
+
+	mu           sync.Mutex
+	conns        map[*Conn]struct{}
+	shuttingDown bool           // under mu: set once, by shutdown
+	done         sync.WaitGroup // one per open connection
+}
+
+func newServer(cfg config, out io.Writer) *server {
+	log := slog.New(slog.NewTextHandler(out, nil))
+	s := &server{
+		cfg:   cfg,
+		log:   log,
+		hub:   &hub{clients: map[string]*client{}, queueLen: cfg.queueLen, log: log},
+		chat:  upgrader{origins: cfg.origins, limits: &cfg.chat, log: log},
+		echo:  upgrader{origins: cfg.origins, limits: &cfg.echo, log: log},
+		conns: map[*Conn]struct{}{},
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write(page)
+	})
+	mux.HandleFunc("/ws", s.serveChat)
+	mux.HandleFunc("/echo", s.serveEcho)
+	s.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: cfg.handshakeTimeout, // a half-sent handshake is dropped after this
+		MaxHeaderBytes:    8 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+func (s *server) serve(ln net.Listener) error { return s.http.Serve(ln) }
+
+// serveEcho sends every text and binary message back unchanged.
+func (s *server) serveEcho(w http.ResponseWriter, r *http.Request) {
+	conn := s.open(w, r)
+	if conn == nil {
+		return
+	}
+	defer s.closed(conn, r)
+	for {
+		opcode, payload, err := conn.ReadMessage()
+		if err != nil {
+			s.logEnd(r, "", err)
+			return
+		}
+		// A failed write means the connection is closing: ReadMessage
+		// returns how it ended.
+		conn.WriteMessage(opcode, payload)
+	}
+}
+
+// serveChat joins the room as /ws?name=NICK and says each text message.
+func (s *server) serveChat(w http.ResponseWriter, r *http.Request) {
+	conn := s.open(w, r)
+	if conn == nil {
+		return
+	}
+	defer s.closed(conn, r)
+	name := r.URL.Query().Get("name")
+	c, err := s.hub.join(name, conn)
+	if err != nil {
+		conn.Close(closePolicy, err.Error())
+		_, _, err = conn.ReadMessage() // wait for the client's close, or the timeout
+		s.logEnd(r, name, err)
+		return
+	}
+	for {
+		opcode, text, err := conn.ReadMessage()
+		if err != nil {
+			s.hub.leave(c, "left")
+			s.logEnd(r, name, err)
+			return
+		}
+		if opcode != opText {
+			conn.Close(1003, "the chat takes text messages") // 1003: a kind of data this endpoint cannot accept
+			continue
+		}
+		s.hub.say(c, string(text))
+	}
+}
+
+// open upgrades the request and counts the connection as open.
+func (s *server) open(w http.ResponseWriter, r *http.Request) *Conn {
+	up := &s.echo
+	if r.URL.Path == "/ws" {
+		up = &s.chat
+	}
+	conn := up.upgrade(w, r)
+	if conn == nil {
+		return nil
+	}
+	s.mu.Lock()
+	s.conns[conn] = struct{}{}
+	s.done.Add(1)
+	late := s.shuttingDown // upgraded while shutdown was closing the others
+	s.mu.Unlock()
+	s.log.Info("connection open", "remote", r.RemoteAddr, "path", r.URL.Path)
+	if late {
+		conn.Close(closeGoingAway, "server shutting down")
+	}
+	return conn
+}
+
+func (s *server) closed(conn *Conn, r *http.Request) {
+	conn.shutdown()
+	s.mu.Lock()
+	delete(s.conns, conn)
+	s.mu.Unlock()
+	s.done.Done()
+}
+
+// logEnd logs how a connection ended: the close code and reason when a
+// closing handshake took place, or what cut it short.
+func (s *server) logEnd(r *http.Request, name string, err error) {
+	attrs := []any{"remote", r.RemoteAddr, "path", r.URL.Path}
+	if name != "" {
+		attrs = append(attrs, "name", name)
+	}
+	var ce *CloseError
+	if errors.As(err, &ce) {
+		s.log.Info("connection closed", append(attrs, "code", ce.Code, "reason", ce.Reason)...)
+		return
+	}
+	s.log.Info("connection lost", append(attrs, "err", err.Error())...)
+}
+
+// shutdown stops accepting connections and closes every open WebSocket with
+// 1001 (going away), so that clients know to reconnect elsewhere or later.
+func (s *server) shutdown() {
+	s.log.Info("shutting down")
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.shutdownWait)
+	defer cancel()
+	s.http.Shutdown(ctx) // net/http does not track hijacked connections: we do
+	s.mu.Lock()
+	s.shuttingDown = true
+	for conn := range s.conns {
+		go conn.Close(closeGoingAway, "server shutting down")
+	}
+	s.mu.Unlock()
+}
+
+// wait gives open connections up to shutdownWait to finish their closing
+// handshakes.
+func (s *server) wait() {
+	finished := make(chan struct{})
+	go func() { s.done.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(s.cfg.shutdownWait + defaultLimits.CloseTimeout):
+		s.log.Warn("connections still open at exit")
+	}
+	s.log.Info("bye")
+}

@@ -1,0 +1,183 @@
+package booktest
+
+import (
+	"bufio"
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// WS is a small RFC 6455 client for tests that need exact bytes on the wire:
+// it writes masked frames of any shape, including the malformed ones a
+// conformance test sends, and reads the server's frames one at a time. It is
+// written here, apart from the chapters, from the RFC's text.
+type WS struct {
+	net.Conn
+	R *bufio.Reader
+}
+
+// Frame is a frame as the server sent it.
+type Frame struct {
+	Fin     bool
+	RSV     byte
+	Opcode  byte
+	Masked  bool
+	Payload []byte
+}
+
+// DialWS opens a WebSocket to ws://addr+path with a fresh random key, and
+// checks the 101 answer and its Sec-WebSocket-Accept. extra holds more
+// header lines ("Origin: http://x").
+func DialWS(t testing.TB, addr, path string, extra ...string) *WS {
+	t.Helper()
+	ws, resp, err := TryDialWS(addr, path, extra...)
+	if err != nil {
+		t.Fatalf("dial ws://%s%s: %v", addr, path, err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("dial ws://%s%s: %s", addr, path, resp.Status)
+	}
+	t.Cleanup(func() { ws.Close() })
+	return ws
+}
+
+// TryDialWS is DialWS for callers that want to see a refusal: the response
+// is returned whatever its status, and the connection only with a 101.
+func TryDialWS(addr, path string, extra ...string) (*WS, *http.Response, error) {
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, nil, err
+	}
+	nonce := make([]byte, 16)
+	rand.Read(nonce)
+	key := base64.StdEncoding.EncodeToString(nonce)
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n"
+	for _, h := range extra {
+		req += h + "\r\n"
+	}
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, req+"\r\n"); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		conn.Close()
+		return nil, resp, nil
+	}
+	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	if want := base64.StdEncoding.EncodeToString(sum[:]); resp.Header.Get("Sec-WebSocket-Accept") != want {
+		conn.Close()
+		return nil, resp, fmt.Errorf("Sec-WebSocket-Accept %q, want %q", resp.Header.Get("Sec-WebSocket-Accept"), want)
+	}
+	conn.SetDeadline(time.Time{})
+	return &WS{Conn: conn, R: br}, resp, nil
+}
+
+// ClientFrame encodes a frame as a client must send it: masked with key.
+// first is the whole first byte (FIN, RSV1-3, opcode), so tests can set
+// any bits they like.
+func ClientFrame(first byte, payload []byte, key [4]byte) []byte {
+	out := []byte{first, 0}
+	switch n := len(payload); {
+	case n <= 125:
+		out[1] = byte(n)
+	case n <= 0xFFFF:
+		out[1] = 126
+		out = binary.BigEndian.AppendUint16(out, uint16(n))
+	default:
+		out[1] = 127
+		out = binary.BigEndian.AppendUint64(out, uint64(n))
+	}
+	out[1] |= 0x80
+	out = append(out, key[:]...)
+	for i, c := range payload {
+		out = append(out, c^key[i%4])
+	}
+	return out
+}
+
+// Send writes one masked frame with a random key.
+func (ws *WS) Send(first byte, payload []byte) error {
+	var key [4]byte
+	rand.Read(key[:])
+	ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_, err := ws.Write(ClientFrame(first, payload, key))
+	return err
+}
+
+// ReadFrame reads the server's next frame.
+func (ws *WS) ReadFrame() (Frame, error) {
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var h [2]byte
+	if _, err := io.ReadFull(ws.R, h[:]); err != nil {
+		return Frame{}, err
+	}
+	f := Frame{Fin: h[0]&0x80 != 0, RSV: h[0] & 0x70, Opcode: h[0] & 0x0F, Masked: h[1]&0x80 != 0}
+	length := uint64(h[1] & 0x7F)
+	switch length {
+	case 126:
+		var ext [2]byte
+		if _, err := io.ReadFull(ws.R, ext[:]); err != nil {
+			return f, err
+		}
+		length = uint64(binary.BigEndian.Uint16(ext[:]))
+	case 127:
+		var ext [8]byte
+		if _, err := io.ReadFull(ws.R, ext[:]); err != nil {
+			return f, err
+		}
+		length = binary.BigEndian.Uint64(ext[:])
+	}
+	if length > 64<<20 {
+		return f, fmt.Errorf("server frame of %d bytes", length)
+	}
+	f.Payload = make([]byte, length)
+	_, err := io.ReadFull(ws.R, f.Payload)
+	return f, err
+}
+
+// ReadMessage reads frames until a whole data message, or a control frame,
+// has arrived, and returns its opcode and payload.
+func (ws *WS) ReadMessage() (byte, []byte, error) {
+	var opcode byte
+	var message []byte
+	for {
+		f, err := ws.ReadFrame()
+		if err != nil {
+			return 0, nil, err
+		}
+		if f.Opcode >= 0x8 {
+			return f.Opcode, f.Payload, nil
+		}
+		if f.Opcode != 0 {
+			opcode = f.Opcode
+		}
+		message = append(message, f.Payload...)
+		if f.Fin {
+			return opcode, message, nil
+		}
+	}
+}
+
+// CloseCode returns the status code of a close frame's payload, 1005 if it
+// has none.
+func CloseCode(payload []byte) int {
+	if len(payload) < 2 {
+		return 1005
+	}
+	return int(binary.BigEndian.Uint16(payload))
+}
