@@ -20,6 +20,9 @@ const RequireBrowserEnv = "WSBOOK_REQUIRE_BROWSER"
 // search for readers whose browser lives elsewhere.
 func chromiumPath() string {
 	if p := os.Getenv("WSBOOK_CHROMIUM"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return ""
+		}
 		return p
 	}
 	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"} {
