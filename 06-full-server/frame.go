@@ -24,6 +24,7 @@ const (
 	closeNormal        = 1000 // the purpose of the connection is fulfilled
 	closeGoingAway     = 1001 // the server is shutting down
 	closeProtocolError = 1002 // the peer broke a rule of the protocol
+	closeUnsupported   = 1003 // a kind of message this endpoint cannot take
 	closeInvalidData   = 1007 // a text message that is not UTF-8
 	closePolicy        = 1008 // a rule of this server, such as a chat client too slow to keep up
 	closeTooBig        = 1009 // a message over the limit

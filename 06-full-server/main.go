@@ -184,7 +184,7 @@ func (s *server) serveChat(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if opcode != opText {
-			conn.Close(1003, "the chat takes text messages") // 1003: a kind of data this endpoint cannot accept
+			conn.Close(closeUnsupported, "the chat takes text messages")
 			continue
 		}
 		s.hub.say(c, string(text))

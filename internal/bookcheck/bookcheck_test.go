@@ -1,7 +1,8 @@
 // Package bookcheck holds the checks that keep the docs true to the code:
-// every quoted block matches the file it quotes, and every relative link and
-// image resolves. Terminal transcripts are checked by the chapters' own tests,
-// which produce them.
+// every quoted block matches the file it quotes, every relative link and
+// image resolves (and so does the heading a link points to), and the diffs
+// between chapters in docs/diffs are current. Terminal transcripts are
+// checked by the chapters' own tests, which produce them.
 package bookcheck
 
 import (
