@@ -127,11 +127,13 @@ func firstLines(text string, n int) string {
 // the files, then a unified diff of each file that differs, with paths like
 // a/01-raw-socket/main.go and b/02-parse-headers/main.go.
 func chapterDiff(root, from, to string) (string, error) {
-	oldFiles, oldModules, err := lessonFiles(filepath.Join(root, from))
+	// Folders with a go.mod of their own (a benchmark harness) are not part
+	// of the chapter's program, and are left out without a word.
+	oldFiles, _, err := lessonFiles(filepath.Join(root, from))
 	if err != nil {
 		return "", err
 	}
-	newFiles, newModules, err := lessonFiles(filepath.Join(root, to))
+	newFiles, _, err := lessonFiles(filepath.Join(root, to))
 	if err != nil {
 		return "", err
 	}
@@ -177,10 +179,6 @@ func chapterDiff(root, from, to string) (string, error) {
 		}
 		fmt.Fprintf(&summary, "  %-*s  %-7s  +%d -%d\n", width, name, status, added, removed)
 		fmt.Fprintf(&body, "\n--- %s\n+++ %s\n%s", oldLabel, newLabel, hunks)
-	}
-
-	for _, module := range slices.Compact(slices.Sorted(slices.Values(append(oldModules, newModules...)))) {
-		fmt.Fprintf(&summary, "  %-*s  not shown: a module of its own, not part of the chapter's program\n", width, module)
 	}
 
 	var out strings.Builder
