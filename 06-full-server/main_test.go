@@ -330,8 +330,11 @@ func TestChatHundredClientsSeeTheSameOrder(t *testing.T) {
 	room := make([]*chatClient, clients)
 	for i := range room {
 		room[i] = joinChat(t, addr, fmt.Sprintf("c%03d", i))
+		// The welcome says the client is in the room: only then does the
+		// next one join, so that the joins happen in this order.
+		require.Equal(t, "welcome", room[i].next().Type)
 	}
-	for _, c := range room { // skip the join events: each sees those after its own
+	for _, c := range room { // skip the join events: each sees its own and those after
 		for {
 			if e := c.next(); e.Type == "join" && e.Name == "c099" {
 				break
