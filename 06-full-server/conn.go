@@ -97,8 +97,10 @@ func (c *Conn) ReadMessage() (opcode byte, payload []byte, err error) {
 
 		switch f.opcode {
 		case opPing:
-			if err := c.writeFrame(opPong, f.payload); err != nil {
-				return 0, nil, err
+			// Once our close frame is out, no pong may follow it: the ping
+			// goes unanswered while we wait for the peer's close.
+			if err := c.writeFrame(opPong, f.payload); err != nil && !c.closeSent.Load() {
+				return 0, nil, c.failed(err)
 			}
 			continue
 		case opPong:
@@ -119,6 +121,13 @@ func (c *Conn) ReadMessage() (opcode byte, payload []byte, err error) {
 			return 0, nil, c.failed(fail(closeInvalidData, "text message is not valid UTF-8 (RFC 6455 section 8.1)"))
 		}
 		if f.fin {
+			if c.closeSent.Load() {
+				// We are closing: a message that arrives now is dropped,
+				// and we go on waiting for the peer's close frame.
+				opcode, c.message = 0, c.message[:0]
+				utf8 = utf8Checker{}
+				continue
+			}
 			return opcode, c.message, nil
 		}
 	}
@@ -203,15 +212,27 @@ func (c *Conn) writeFrame(opcode byte, payload []byte) error {
 		c.closeSent.Store(true)
 	}
 	c.netConn.SetWriteDeadline(time.Now().Add(c.limits.WriteTimeout))
+	var err error
 	if len(payload) <= 64<<10 {
 		c.writeBuf = appendFrame(c.writeBuf[:0], true, opcode, payload)
-		_, err := c.netConn.Write(c.writeBuf)
-		return err
+		_, err = c.netConn.Write(c.writeBuf)
+	} else {
+		var h [10]byte
+		n := frameHeader(&h, true, opcode, len(payload))
+		bufs := net.Buffers{h[:n], payload}
+		_, err = bufs.WriteTo(c.netConn)
 	}
-	var h [10]byte
-	n := frameHeader(&h, true, opcode, len(payload))
-	bufs := net.Buffers{h[:n], payload}
-	_, err := bufs.WriteTo(c.netConn)
+	return c.writeFailed(err)
+}
+
+// writeFailed closes the connection after a failed write: part of a frame
+// may have gone out, so nothing sent after it could be read right. The
+// reader then fails too, and the connection ends.
+func (c *Conn) writeFailed(err error) error {
+	if err != nil {
+		c.closeSent.Store(true)
+		c.netConn.Close()
+	}
 	return err
 }
 
@@ -225,7 +246,7 @@ func (c *Conn) writePrepared(frame []byte) error {
 	}
 	c.netConn.SetWriteDeadline(time.Now().Add(c.limits.WriteTimeout))
 	_, err := c.netConn.Write(frame)
-	return err
+	return c.writeFailed(err)
 }
 
 // ping runs on its own timer when the peer has been quiet for PingInterval.
@@ -244,7 +265,12 @@ func (c *Conn) ping() {
 // from any goroutine, and more than once: only the first close frame is sent.
 func (c *Conn) Close(code int, reason string) error {
 	if len(reason) > 123 {
-		reason = reason[:123]
+		// Cut at a character boundary: the reason must stay UTF-8.
+		cut := 123
+		for cut > 0 && !utf8.RuneStart(reason[cut]) {
+			cut--
+		}
+		reason = reason[:cut]
 	}
 	payload := make([]byte, 2, 2+len(reason))
 	payload[0], payload[1] = byte(code>>8), byte(code)

@@ -64,6 +64,8 @@ func (u *upgrader) upgrade(w http.ResponseWriter, r *http.Request) *Conn {
 // the origin check. It returns the status to refuse with, or 0.
 func (u *upgrader) check(r *http.Request) (status int, reason, header string) {
 	switch {
+	case r.Method == http.MethodConnect:
+		return http.StatusMethodNotAllowed, "WebSockets over HTTP/2 (RFC 8441) are not supported here: use HTTP/1.1", "Allow: GET"
 	case r.Method != http.MethodGet:
 		return http.StatusMethodNotAllowed, "the opening handshake must be a GET request (RFC 6455 section 4.1), not " + r.Method, "Allow: GET"
 	case !r.ProtoAtLeast(1, 1):
@@ -81,6 +83,9 @@ func (u *upgrader) check(r *http.Request) (status int, reason, header string) {
 		return http.StatusBadRequest, fmt.Sprintf("Sec-WebSocket-Key %q is not 16 bytes in base64 (RFC 6455 section 4.1)", strings.Join(keys, ", ")), ""
 	}
 	if origin := r.Header.Get("Origin"); !u.originAllowed(origin, r.Host) {
+		if o, err := url.Parse(origin); err != nil || o.Host == "" {
+			return http.StatusForbidden, fmt.Sprintf("origin %q is not a web site's: pages from files or sandboxed frames may not open WebSockets here", origin), ""
+		}
 		return http.StatusForbidden, fmt.Sprintf("origin %q may not open WebSockets here (start the server with -origin %s to allow it)", origin, origin), ""
 	}
 	return 0, "", ""

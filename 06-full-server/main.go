@@ -48,6 +48,7 @@ func main() {
 	flag.DurationVar(&cfg.echo.PingInterval, "ping-interval", cfg.echo.PingInterval, "how often a quiet connection is pinged")
 	flag.DurationVar(&cfg.echo.PongTimeout, "pong-timeout", cfg.echo.PongTimeout, "how long a pinged peer has to answer")
 	flag.DurationVar(&cfg.echo.WriteTimeout, "write-timeout", cfg.echo.WriteTimeout, "how long one frame may take to send")
+	flag.DurationVar(&cfg.shutdownWait, "shutdown-wait", cfg.shutdownWait, "how long shutdown waits for connections to close")
 	flag.Parse()
 	cfg.chat.PingInterval, cfg.chat.PongTimeout, cfg.chat.WriteTimeout = cfg.echo.PingInterval, cfg.echo.PongTimeout, cfg.echo.WriteTimeout
 	if *origins != "" {
@@ -202,14 +203,16 @@ func (s *server) open(w http.ResponseWriter, r *http.Request) *Conn {
 		return nil
 	}
 	s.mu.Lock()
+	if s.shuttingDown { // upgraded while shutdown was closing the others
+		s.mu.Unlock()
+		conn.Close(closeGoingAway, "server shutting down")
+		conn.finish()
+		return nil
+	}
 	s.conns[conn] = struct{}{}
 	s.done.Add(1)
-	late := s.shuttingDown // upgraded while shutdown was closing the others
 	s.mu.Unlock()
 	s.log.Info("connection open", "remote", r.RemoteAddr, "path", r.URL.Path)
-	if late {
-		conn.Close(closeGoingAway, "server shutting down")
-	}
 	return conn
 }
 
@@ -240,15 +243,17 @@ func (s *server) logEnd(r *http.Request, name string, err error) {
 // 1001 (going away), so that clients know to reconnect elsewhere or later.
 func (s *server) shutdown() {
 	s.log.Info("shutting down")
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.shutdownWait)
-	defer cancel()
-	s.http.Shutdown(ctx) // net/http does not track hijacked connections: we do
+	// WebSockets first: net/http does not track hijacked connections, and
+	// its Shutdown may spend the whole wait on idle HTTP connections.
 	s.mu.Lock()
 	s.shuttingDown = true
 	for conn := range s.conns {
 		go conn.Close(closeGoingAway, "server shutting down")
 	}
 	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.shutdownWait)
+	defer cancel()
+	s.http.Shutdown(ctx)
 }
 
 // wait gives open connections up to shutdownWait to finish their closing
@@ -258,7 +263,7 @@ func (s *server) wait() {
 	go func() { s.done.Wait(); close(finished) }()
 	select {
 	case <-finished:
-	case <-time.After(s.cfg.shutdownWait + defaultLimits.CloseTimeout):
+	case <-time.After(s.cfg.shutdownWait + s.cfg.echo.CloseTimeout):
 		s.log.Warn("connections still open at exit")
 	}
 	s.log.Info("bye")

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -504,4 +505,59 @@ func TestTranscripts(t *testing.T) {
 		return "remote=127.0.0.1:51240"
 	})
 	booktest.Transcript(t, "docs/06-full-server.md", "06 session", got)
+}
+
+// A close reason cut to fit a control frame is cut between characters.
+func TestALongCloseReasonStaysUTF8(t *testing.T) {
+	addr, _ := start(t, nil)
+	name := strings.Repeat("𝒜", 32) // 32 characters, 128 bytes
+	joinChat(t, addr, url.QueryEscape(name)).next()
+	ws := booktest.DialWS(t, addr, "/ws?name="+url.QueryEscape(name))
+	op, payload, err := ws.ReadMessage()
+	require.NoError(t, err)
+	require.Equal(t, byte(opClose), op)
+	assert.LessOrEqual(t, len(payload), 125)
+	assert.True(t, utf8.Valid(payload[2:]), "reason %q", payload[2:])
+	assert.Contains(t, string(payload[2:]), "the name")
+}
+
+// After its close frame the server sends nothing more, not even a pong,
+// and still completes the closing handshake when the peer answers.
+func TestNothingFollowsTheServersClose(t *testing.T) {
+	addr, out := start(t, nil)
+	ws := booktest.DialWS(t, addr, "/ws") // no name: the server closes with 1008
+	op, payload, err := ws.ReadMessage()
+	require.NoError(t, err)
+	require.Equal(t, byte(opClose), op)
+	require.NoError(t, ws.Send(0x89, []byte("still there?")))
+	require.NoError(t, ws.Send(0x88, payload[:2]))
+	_, err = ws.ReadFrame()
+	assert.ErrorIs(t, err, io.EOF, "no pong, just the end of the connection")
+	ws.Close()
+	got := out.WaitFor(t, "code=1008")
+	assert.NotContains(t, got, "connection lost")
+}
+
+// Text sent after the server closed a chat connection (here with 1003, for
+// a binary message) does not reach the room.
+func TestChatIgnoresTextAfterClosing(t *testing.T) {
+	addr, _ := start(t, nil)
+	ann := joinChat(t, addr, "ann")
+	ann.next()
+	ann.next()
+	bob := joinChat(t, addr, "bob")
+	bob.next()
+	bob.next()
+	ann.next() // bob joined
+
+	require.NoError(t, bob.Send(0x82, []byte{1, 2, 3}))
+	require.NoError(t, bob.Send(0x81, []byte("sent after the close")))
+	op, payload, err := bob.ReadMessage()
+	require.NoError(t, err)
+	require.Equal(t, byte(opClose), op)
+	assert.Equal(t, closeUnsupported, booktest.CloseCode(payload))
+	require.NoError(t, bob.Send(0x88, payload[:2]))
+	bob.Close()
+
+	assert.Equal(t, event{Type: "leave", Name: "bob", Reason: "left"}, ann.next(), "and no message before it")
 }
