@@ -204,7 +204,7 @@ func runExchange(t *testing.T, addr string, c exchange) {
 	go func() { written <- writeAll(ws, c.send, c.pause, max(c.pauseEvery, 1)) }()
 
 	for i, w := range c.want {
-		op, payload, err := readServerMessage(ws)
+		op, payload, err := ws.ReadMessage()
 		require.NoError(t, err, "reading reply %d of %d, want %s (a timeout: the server sent nothing)", i+1, len(c.want), describeFrame(w.opcode, w.payload))
 		require.Equal(t, w.opcode, op, "reply %d: want %s, got %s", i+1, describeFrame(w.opcode, w.payload), describeFrame(op, payload))
 		require.True(t, bytes.Equal(w.payload, payload), "reply %d: want %s, got %s", i+1, describeFrame(w.opcode, w.payload), describeFrame(op, payload))
@@ -236,40 +236,6 @@ func writeAll(ws *booktest.WS, pieces [][]byte, pause time.Duration, every int) 
 	return nil
 }
 
-// readServerMessage reads one whole data message, or one control frame, and
-// checks that every frame is one a server may send: unmasked (RFC 6455
-// section 5.1), without RSV bits (section 5.2), control frames final and
-// short (section 5.5).
-func readServerMessage(ws *booktest.WS) (byte, []byte, error) {
-	var opcode byte
-	var message []byte
-	for {
-		f, err := ws.ReadFrame()
-		if err != nil {
-			return 0, nil, err
-		}
-		switch {
-		case f.Masked:
-			return 0, nil, fmt.Errorf("server frame with opcode %d is masked", f.Opcode)
-		case f.RSV != 0:
-			return 0, nil, fmt.Errorf("server frame with opcode %d has RSV bits %#x", f.Opcode, f.RSV)
-		case f.Opcode >= 0x8 && (!f.Fin || len(f.Payload) > 125):
-			return 0, nil, fmt.Errorf("server control frame with opcode %d: FIN %v, %d bytes", f.Opcode, f.Fin, len(f.Payload))
-		case f.Opcode >= 0x8:
-			return f.Opcode, f.Payload, nil
-		case f.Opcode == 0 && opcode == 0, f.Opcode != 0 && opcode != 0:
-			return 0, nil, fmt.Errorf("server frame with opcode %d breaks fragmentation", f.Opcode)
-		}
-		if f.Opcode != 0 {
-			opcode = f.Opcode
-		}
-		message = append(message, f.Payload...)
-		if f.Fin {
-			return opcode, message, nil
-		}
-	}
-}
-
 // describeFrame prints a frame for a failure message, briefly when it is big.
 func describeFrame(opcode byte, payload []byte) string {
 	name := map[byte]string{opText: "text", opBinary: "binary", opClose: "close", opPing: "ping", opPong: "pong"}[opcode]
@@ -290,7 +256,7 @@ func describeFrame(opcode byte, payload []byte) string {
 // 7.1.1: the server closes first).
 func expectServerClose(t *testing.T, ws *booktest.WS, code int) {
 	t.Helper()
-	op, payload, err := readServerMessage(ws)
+	op, payload, err := ws.ReadMessage()
 	require.NoError(t, err, "want a close frame with code %d (a timeout: the server sent nothing, and waited for more)", code)
 	require.Equal(t, byte(opClose), op, "want close %d, got %s", code, describeFrame(op, payload))
 	if code == noStatus {
@@ -310,7 +276,7 @@ func stillServes(t *testing.T, addr string) {
 	t.Helper()
 	ws := booktest.DialWS(t, addr, "/echo")
 	require.NoError(t, ws.Send(finText, []byte("ok")))
-	op, payload, err := readServerMessage(ws)
+	op, payload, err := ws.ReadMessage()
 	require.NoError(t, err, "a fresh connection after the case")
 	require.Equal(t, "text \"ok\"", describeFrame(op, payload), "a fresh connection after the case")
 	require.NoError(t, ws.Send(finClose, closeBody(closeNormal, "")))

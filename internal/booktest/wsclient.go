@@ -151,7 +151,10 @@ func (ws *WS) ReadFrame() (Frame, error) {
 }
 
 // ReadMessage reads frames until a whole data message, or a control frame,
-// has arrived, and returns its opcode and payload.
+// has arrived, and returns its opcode and payload. It also checks that every
+// frame is one a server may send: unmasked (RFC 6455 section 5.1), without
+// RSV bits (section 5.2), control frames final and short (section 5.5), and
+// fragments in order (section 5.4).
 func (ws *WS) ReadMessage() (byte, []byte, error) {
 	var opcode byte
 	var message []byte
@@ -160,8 +163,17 @@ func (ws *WS) ReadMessage() (byte, []byte, error) {
 		if err != nil {
 			return 0, nil, err
 		}
-		if f.Opcode >= 0x8 {
+		switch {
+		case f.Masked:
+			return 0, nil, fmt.Errorf("server frame with opcode %d is masked", f.Opcode)
+		case f.RSV != 0:
+			return 0, nil, fmt.Errorf("server frame with opcode %d has RSV bits %#x", f.Opcode, f.RSV)
+		case f.Opcode >= 0x8 && (!f.Fin || len(f.Payload) > 125):
+			return 0, nil, fmt.Errorf("server control frame with opcode %d: FIN %v, %d bytes", f.Opcode, f.Fin, len(f.Payload))
+		case f.Opcode >= 0x8:
 			return f.Opcode, f.Payload, nil
+		case f.Opcode == 0 && opcode == 0, f.Opcode != 0 && opcode != 0:
+			return 0, nil, fmt.Errorf("server frame with opcode %d breaks fragmentation", f.Opcode)
 		}
 		if f.Opcode != 0 {
 			opcode = f.Opcode
