@@ -143,17 +143,35 @@ func newServer(cfg config, out io.Writer) *server {
 
 func (s *server) serve(ln net.Listener) error { return s.http.Serve(ln) }
 
-// serveEcho sends every text and binary message back unchanged.
+// serveEcho upgrades a request for /echo and hands the connection to echo.
+//
+// Both handlers return as soon as the connection is open, and the
+// connection lives on in a goroutine of its own: net/http can then let go
+// of what it kept for the request (its buffers, and the handler's stack,
+// grown by the handshake), which is most of what an idle connection costs.
 func (s *server) serveEcho(w http.ResponseWriter, r *http.Request) {
-	conn := s.open(w, r)
-	if conn == nil {
-		return
+	if conn := s.open(w, r); conn != nil {
+		go s.echoMessages(conn, peer{r.RemoteAddr, r.URL.Path, ""})
 	}
-	defer s.closed(conn, r)
+}
+
+// serveChat upgrades a request for /ws?name=NICK and joins the room.
+func (s *server) serveChat(w http.ResponseWriter, r *http.Request) {
+	if conn := s.open(w, r); conn != nil {
+		go s.chatMessages(conn, peer{r.RemoteAddr, r.URL.Path, r.URL.Query().Get("name")})
+	}
+}
+
+// peer is what the logs say about a connection, kept from its request.
+type peer struct{ remote, path, name string }
+
+// echoMessages sends every text and binary message back unchanged.
+func (s *server) echoMessages(conn *Conn, p peer) {
+	defer s.closed(conn)
 	for {
 		opcode, payload, err := conn.ReadMessage()
 		if err != nil {
-			s.logEnd(r, "", err)
+			s.logEnd(p, err)
 			return
 		}
 		// A failed write means the connection is closing: ReadMessage
@@ -162,26 +180,21 @@ func (s *server) serveEcho(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// serveChat joins the room as /ws?name=NICK and says each text message.
-func (s *server) serveChat(w http.ResponseWriter, r *http.Request) {
-	conn := s.open(w, r)
-	if conn == nil {
-		return
-	}
-	defer s.closed(conn, r)
-	name := r.URL.Query().Get("name")
-	c, err := s.hub.join(name, conn)
+// chatMessages joins the room and says each text message.
+func (s *server) chatMessages(conn *Conn, p peer) {
+	defer s.closed(conn)
+	c, err := s.hub.join(p.name, conn)
 	if err != nil {
 		conn.Close(closePolicy, err.Error())
 		_, _, err = conn.ReadMessage() // wait for the client's close, or the timeout
-		s.logEnd(r, name, err)
+		s.logEnd(p, err)
 		return
 	}
 	for {
 		opcode, text, err := conn.ReadMessage()
 		if err != nil {
 			s.hub.leave(c, "left")
-			s.logEnd(r, name, err)
+			s.logEnd(p, err)
 			return
 		}
 		if opcode != opText {
@@ -216,7 +229,8 @@ func (s *server) open(w http.ResponseWriter, r *http.Request) *Conn {
 	return conn
 }
 
-func (s *server) closed(conn *Conn, r *http.Request) {
+// closed forgets a connection that has ended.
+func (s *server) closed(conn *Conn) {
 	conn.shutdown()
 	s.mu.Lock()
 	delete(s.conns, conn)
@@ -226,10 +240,10 @@ func (s *server) closed(conn *Conn, r *http.Request) {
 
 // logEnd logs how a connection ended: the close code and reason when a
 // closing handshake took place, or what cut it short.
-func (s *server) logEnd(r *http.Request, name string, err error) {
-	attrs := []any{"remote", r.RemoteAddr, "path", r.URL.Path}
-	if name != "" {
-		attrs = append(attrs, "name", name)
+func (s *server) logEnd(p peer, err error) {
+	attrs := []any{"remote", p.remote, "path", p.path}
+	if p.name != "" {
+		attrs = append(attrs, "name", p.name)
 	}
 	var ce *CloseError
 	if errors.As(err, &ce) {
