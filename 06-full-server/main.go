@@ -38,24 +38,12 @@ import (
 var page []byte
 
 func main() {
-	cfg := defaultConfig()
-	addr := flag.String("addr", "127.0.0.1:8002", "host:port to listen on (port 0 picks a free one)")
-	origins := flag.String("origin", "", "comma-separated origins allowed besides the server's own host, e.g. http://localhost:3000")
-	flag.IntVar(&cfg.echo.MaxMessage, "max-message", cfg.echo.MaxMessage, "largest /echo message in bytes")
-	flag.IntVar(&cfg.chat.MaxMessage, "max-chat-message", cfg.chat.MaxMessage, "largest chat message in bytes")
-	flag.IntVar(&cfg.queueLen, "chat-queue", cfg.queueLen, "chat messages a client may fall behind before it is dropped")
-	flag.DurationVar(&cfg.handshakeTimeout, "handshake-timeout", cfg.handshakeTimeout, "time a client has to send its handshake")
-	flag.DurationVar(&cfg.echo.PingInterval, "ping-interval", cfg.echo.PingInterval, "how often a quiet connection is pinged")
-	flag.DurationVar(&cfg.echo.PongTimeout, "pong-timeout", cfg.echo.PongTimeout, "how long a pinged peer has to answer")
-	flag.DurationVar(&cfg.echo.WriteTimeout, "write-timeout", cfg.echo.WriteTimeout, "how long one frame may take to send")
-	flag.DurationVar(&cfg.shutdownWait, "shutdown-wait", cfg.shutdownWait, "how long shutdown waits for connections to close")
-	flag.Parse()
-	cfg.chat.PingInterval, cfg.chat.PongTimeout, cfg.chat.WriteTimeout = cfg.echo.PingInterval, cfg.echo.PongTimeout, cfg.echo.WriteTimeout
-	if *origins != "" {
-		cfg.origins = strings.Split(*origins, ",")
+	cfg, addr, err := parseFlags(os.Args[1:], os.Stderr)
+	if err != nil {
+		os.Exit(2) // the flag package has said what was wrong
 	}
 
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -74,6 +62,33 @@ func main() {
 		os.Exit(1)
 	}
 	s.wait()
+}
+
+// parseFlags reads the command line: one flag for each setting in config,
+// with defaultConfig's values as defaults, and -addr. Usage and errors go
+// to output.
+func parseFlags(args []string, output io.Writer) (cfg config, addr string, err error) {
+	cfg = defaultConfig()
+	fs := flag.NewFlagSet("06-full-server", flag.ContinueOnError)
+	fs.SetOutput(output)
+	fs.StringVar(&addr, "addr", "127.0.0.1:8002", "host:port to listen on (port 0 picks a free one)")
+	origins := fs.String("origin", "", "comma-separated origins allowed besides the server's own host, e.g. http://localhost:3000")
+	fs.IntVar(&cfg.echo.MaxMessage, "max-message", cfg.echo.MaxMessage, "largest /echo message in bytes")
+	fs.IntVar(&cfg.chat.MaxMessage, "max-chat-message", cfg.chat.MaxMessage, "largest chat message in bytes")
+	fs.IntVar(&cfg.queueLen, "chat-queue", cfg.queueLen, "chat messages a client may fall behind before it is dropped")
+	fs.DurationVar(&cfg.handshakeTimeout, "handshake-timeout", cfg.handshakeTimeout, "time a client has to send its handshake")
+	fs.DurationVar(&cfg.echo.PingInterval, "ping-interval", cfg.echo.PingInterval, "how often a quiet connection is pinged")
+	fs.DurationVar(&cfg.echo.PongTimeout, "pong-timeout", cfg.echo.PongTimeout, "how long a pinged peer has to answer")
+	fs.DurationVar(&cfg.echo.WriteTimeout, "write-timeout", cfg.echo.WriteTimeout, "how long one frame may take to send")
+	fs.DurationVar(&cfg.shutdownWait, "shutdown-wait", cfg.shutdownWait, "how long shutdown waits for connections to close")
+	if err := fs.Parse(args); err != nil {
+		return cfg, "", err
+	}
+	cfg.chat.PingInterval, cfg.chat.PongTimeout, cfg.chat.WriteTimeout = cfg.echo.PingInterval, cfg.echo.PongTimeout, cfg.echo.WriteTimeout
+	if *origins != "" {
+		cfg.origins = strings.Split(*origins, ",")
+	}
+	return cfg, addr, nil
 }
 
 // config holds every setting, with its default in defaultConfig and a flag

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -560,4 +561,26 @@ func TestChatIgnoresTextAfterClosing(t *testing.T) {
 	bob.Close()
 
 	assert.Equal(t, event{Type: "leave", Name: "bob", Reason: "left"}, ann.next(), "and no message before it")
+}
+
+func TestFlags(t *testing.T) {
+	cfg, addr, err := parseFlags([]string{"-addr", "127.0.0.1:0", "-origin", "http://a,http://b", "-max-message", "1024", "-ping-interval", "1m"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:0", addr)
+	assert.Equal(t, []string{"http://a", "http://b"}, cfg.origins)
+	assert.Equal(t, 1024, cfg.echo.MaxMessage)
+	assert.Equal(t, time.Minute, cfg.echo.PingInterval)
+	assert.Equal(t, time.Minute, cfg.chat.PingInterval, "the chat shares the timing flags")
+	assert.Equal(t, 4<<10, cfg.chat.MaxMessage, "but keeps its own message limit")
+
+	_, _, err = parseFlags([]string{"-max-message", "lots"}, io.Discard)
+	assert.Error(t, err)
+}
+
+// The docs show what -h prints.
+func TestTranscriptOfTheFlags(t *testing.T) {
+	var usage strings.Builder
+	_, _, err := parseFlags([]string{"-h"}, &usage)
+	assert.ErrorIs(t, err, flag.ErrHelp)
+	booktest.Transcript(t, "docs/06-full-server.md", "06 flags", usage.String())
 }
