@@ -25,7 +25,7 @@ type frame struct {
 	opcode  byte    // what the payload is: text, binary, close, ...
 	masked  bool    // whether the sender masked the payload (clients must)
 	maskKey [4]byte // the key the payload was masked with
-	header  []byte  // the frame's header as it arrived: 2 to 14 bytes
+	header  []byte  // the header as it arrived, 2 to 14 bytes, valid until the next frame is read
 	payload []byte  // the unmasked payload, valid until the next frame is read
 }
 
