@@ -147,9 +147,14 @@ func newServer(cfg config, out io.Writer) *server {
 	})
 	mux.HandleFunc("/ws", s.serveChat)
 	mux.HandleFunc("/echo", s.serveEcho)
+	// net/http's limits for what comes before a handshake: a connection that
+	// is upgraded gets its own deadlines from Conn instead.
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: cfg.handshakeTimeout, // a half-sent handshake is dropped after this
+		ReadTimeout:       cfg.handshakeTimeout, // and so is a request body that never ends
+		WriteTimeout:      cfg.echo.WriteTimeout,
+		IdleTimeout:       time.Minute, // a kept-alive HTTP connection with no next request
 		MaxHeaderBytes:    8 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
