@@ -77,6 +77,7 @@ func parseFlags(args []string, output io.Writer) (cfg config, addr string, err e
 	fs.IntVar(&cfg.chat.MaxMessage, "max-chat-message", cfg.chat.MaxMessage, "largest chat message in bytes")
 	fs.IntVar(&cfg.queueLen, "chat-queue", cfg.queueLen, "chat messages a client may fall behind before it is dropped")
 	fs.DurationVar(&cfg.handshakeTimeout, "handshake-timeout", cfg.handshakeTimeout, "time a client has to send its handshake")
+	fs.DurationVar(&cfg.idleTimeout, "idle-timeout", cfg.idleTimeout, "how long a kept-alive HTTP connection may wait for its next request")
 	fs.DurationVar(&cfg.echo.PingInterval, "ping-interval", cfg.echo.PingInterval, "how often a quiet connection is pinged")
 	fs.DurationVar(&cfg.echo.PongTimeout, "pong-timeout", cfg.echo.PongTimeout, "how long a pinged peer has to answer")
 	fs.DurationVar(&cfg.echo.WriteTimeout, "write-timeout", cfg.echo.WriteTimeout, "how long one frame may take to send")
@@ -97,6 +98,7 @@ type config struct {
 	echo, chat       Limits
 	queueLen         int
 	handshakeTimeout time.Duration
+	idleTimeout      time.Duration // for HTTP connections between requests, not WebSockets
 	shutdownWait     time.Duration
 	origins          []string
 }
@@ -109,6 +111,7 @@ func defaultConfig() config {
 		chat:             chat,
 		queueLen:         64,
 		handshakeTimeout: 10 * time.Second,
+		idleTimeout:      time.Minute,
 		shutdownWait:     2 * time.Second,
 	}
 }
@@ -154,7 +157,7 @@ func newServer(cfg config, out io.Writer) *server {
 		ReadHeaderTimeout: cfg.handshakeTimeout, // a half-sent handshake is dropped after this
 		ReadTimeout:       cfg.handshakeTimeout, // and so is a request body that never ends
 		WriteTimeout:      cfg.echo.WriteTimeout,
-		IdleTimeout:       time.Minute, // a kept-alive HTTP connection with no next request
+		IdleTimeout:       cfg.idleTimeout, // a kept-alive HTTP connection with no next request
 		MaxHeaderBytes:    8 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

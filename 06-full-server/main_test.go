@@ -584,3 +584,15 @@ func TestTranscriptOfTheFlags(t *testing.T) {
 	assert.ErrorIs(t, err, flag.ErrHelp)
 	booktest.Transcript(t, "docs/06-full-server.md", "06 flags", usage.String())
 }
+
+// A kept-alive HTTP connection that sends no next request is closed.
+func TestAnIdleHTTPConnectionIsClosed(t *testing.T) {
+	addr, _ := start(t, func(c *config) { c.idleTimeout = 200 * time.Millisecond })
+	resp, body, conn := booktest.Request(t, addr, "GET / HTTP/1.1\r\nHost: "+addr+"\r\n\r\n")
+	require.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, string(page), body)
+	started := time.Now()
+	_, err := conn.R.ReadByte()
+	assert.ErrorIs(t, err, io.EOF, "the server closed the idle connection")
+	assert.Less(t, time.Since(started), 3*time.Second)
+}
