@@ -109,7 +109,8 @@ var errHeadTooLarge = errors.New("request head too large")
 // line that ends it. TCP is a stream of bytes, not of messages: one Read may
 // return half a line, or the head and the start of whatever follows. The
 // bufio.Reader hides that, and whatever it read past the head stays in it
-// for the next stage (chapter 03 reads frames from the same reader).
+// for the next stage (from chapter 03 on, the WebSocket is read from the
+// same reader).
 func readHead(r *bufio.Reader, limit int) ([]byte, error) {
 	var head []byte
 	lineStart := 0
