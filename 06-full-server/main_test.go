@@ -27,13 +27,16 @@ import (
 // start runs the chapter's server for one test; change, if given, adjusts
 // its settings first. The server is shut down when the test ends.
 func start(t testing.TB, change func(*config)) (string, *booktest.Output) {
-	var s *server
-	addr, out := booktest.Serve(t, func(ln net.Listener, out io.Writer) error {
-		cfg := defaultConfig()
-		if change != nil {
-			change(&cfg)
-		}
-		s = newServer(cfg, out)
+	cfg := defaultConfig()
+	if change != nil {
+		change(&cfg)
+	}
+	// The server exists before Serve's goroutine starts it, so that the
+	// cleanup can shut it down even when the test ends at once (a browser
+	// test that skips).
+	out := &booktest.Output{}
+	s := newServer(cfg, out)
+	addr, _ := booktest.Serve(t, func(ln net.Listener, _ io.Writer) error {
 		if err := s.serve(ln); err != http.ErrServerClosed {
 			return err
 		}
