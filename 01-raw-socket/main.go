@@ -52,11 +52,11 @@ func serve(ln net.Listener, out io.Writer) error {
 
 // handle reads once from the connection, prints the bytes and answers.
 //
-// One Read, like the seed's conn.recv(1024), is a guess: TCP delivers a
-// stream, and nothing promises the whole request arrives in one piece.
-// Chapter 02 reads properly. The deadline and the fixed buffer are here from
-// the start: a client that sends nothing, or too much, costs us at most
-// 10 seconds and 4 KiB.
+// One Read, like conn.recv(1024) in the Python study note the book follows,
+// is a guess: TCP delivers a stream, and nothing promises the whole request
+// arrives in one piece. Chapter 02 reads properly. The deadline and the fixed
+// buffer are here from the start: a client that sends nothing, or too much,
+// costs us at most 10 seconds and 4 KiB.
 func handle(conn net.Conn, out io.Writer) {
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(10 * time.Second))

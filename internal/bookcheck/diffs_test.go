@@ -19,7 +19,8 @@ import (
 
 // docs/diffs holds one file per pair of neighbouring chapters, 01-to-02.diff
 // to 05-to-06.diff: a unified diff of every file of the chapter except its
-// tests, so that a reader without a terminal can see what a chapter adds.
+// tests and nested modules (06-full-server/bench), so that a reader without
+// a terminal can see what a chapter adds.
 // This test makes them from the code and fails when one is stale;
 //
 //	go test ./internal/bookcheck -update
@@ -128,14 +129,21 @@ func firstLines(text string, n int) string {
 // a/01-raw-socket/main.go and b/02-parse-headers/main.go.
 func chapterDiff(root, from, to string) (string, error) {
 	// Folders with a go.mod of their own (a benchmark harness) are not part
-	// of the chapter's program, and are left out without a word.
-	oldFiles, _, err := lessonFiles(filepath.Join(root, from))
+	// of the chapter's program: they are left out, and the preamble says so.
+	oldFiles, oldModules, err := lessonFiles(filepath.Join(root, from))
 	if err != nil {
 		return "", err
 	}
-	newFiles, _, err := lessonFiles(filepath.Join(root, to))
+	newFiles, newModules, err := lessonFiles(filepath.Join(root, to))
 	if err != nil {
 		return "", err
+	}
+	var modules []string
+	for _, m := range oldModules {
+		modules = append(modules, from+"/"+m)
+	}
+	for _, m := range newModules {
+		modules = append(modules, to+"/"+m)
 	}
 	var names []string
 	for name := range oldFiles {
@@ -184,6 +192,9 @@ func chapterDiff(root, from, to string) (string, error) {
 	var out strings.Builder
 	fmt.Fprintf(&out, "From chapter %s to chapter %s: a unified diff of every file\n", from, to)
 	fmt.Fprintf(&out, "of the two folders except the tests (*_test.go and testdata/ are left out).\n")
+	for _, m := range modules {
+		fmt.Fprintf(&out, "The nested module %s (a program of its own, with its own\ngo.mod) is left out too.\n", m)
+	}
 	fmt.Fprintf(&out, "A line that starts with - is only in %s, a line with + only in %s;\n", from[:2], to[:2])
 	fmt.Fprintf(&out, "\"@@ -12,7 +12,9 @@\" means 7 lines from line 12 of the old file became 9\n")
 	fmt.Fprintf(&out, "lines from line 12 of the new one.\n")
@@ -292,6 +303,8 @@ func TestDiffCheckNoticesAChangedChapter(t *testing.T) {
 	assert.Contains(t, problems[0], "-+\tprintln(2)\n++\tprintln(3)\n", "the report shows what changed")
 
 	write("02-second/extra.html", "<p>new</p>\n")
+	write("02-second/bench/go.mod", "module bench\n")
+	write("02-second/bench/main.go", "package main\n")
 	write("docs/diffs/02-to-03.diff", "left over\n")
 	assert.Len(t, checkDiffs(t, root, chapters, false), 2, "stale, and a diff no chapters make")
 	assert.Empty(t, checkDiffs(t, root, chapters, true))
@@ -300,5 +313,7 @@ func TestDiffCheckNoticesAChangedChapter(t *testing.T) {
 	made, err = os.ReadFile(filepath.Join(root, "docs", "diffs", "01-to-02.diff"))
 	require.NoError(t, err)
 	assert.Contains(t, string(made), "  extra.html  new      +1 -0\n")
+	assert.Contains(t, string(made), "The nested module 02-second/bench/ (a program of its own, with its own\ngo.mod) is left out too.\n")
+	assert.NotContains(t, string(made), "bench/main.go", "a nested module is not part of the chapter")
 	assert.Contains(t, string(made), "--- /dev/null\n+++ b/02-second/extra.html\n@@ -0,0 +1 @@\n+<p>new</p>\n")
 }

@@ -1,8 +1,11 @@
 package booktest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -105,28 +108,150 @@ func WaitForText(t testing.TB, ctx context.Context, selector, text string) {
 	}
 }
 
+// DocsAddr is the address the docs show: every chapter listens on it unless
+// told otherwise, so it is what a reader's browser shows.
+const DocsAddr = "127.0.0.1:8002"
+
 // Screenshot saves what the page shows as NAME.png in tmp/screenshots/ at
 // the repository's root (ignored by git), and with -update also as
 // docs/img/NAME.png, where the docs show it.
-func Screenshot(t testing.TB, ctx context.Context, name string) {
+//
+// A test serves the page on a free port, which changes from run to run, and
+// the docs say 127.0.0.1:8002. So for the picture the page's own address
+// (location.host) is shown as DocsAddr wherever it appears in the page's
+// text or in a text field, and so is each shown string given in replace,
+// which holds pairs: what the page shows, what the picture should show
+// instead (for values that are random on every run, such as a token).
+// Text carets are hidden, since they blink. The page is put back as it was
+// right after the picture is taken.
+//
+// docs/img/NAME.png is only written when the picture differs, pixel for
+// pixel, from the one already there, so that -update leaves an unchanged
+// screenshot alone.
+func Screenshot(t testing.TB, ctx context.Context, name string, replace ...string) {
 	t.Helper()
+	if len(replace)%2 != 0 {
+		t.Fatalf("screenshot %s: replace holds pairs, what is shown and what to show instead; got %q", name, replace)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[int](showForDocsScript(replace))); err != nil {
+		t.Fatalf("screenshot %s: preparing the page: %v", name, err)
+	}
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if _, undoErr := chromedp.Run(ctx, chromedp.Evaluate[int](undoShowForDocs)); undoErr != nil && err == nil {
+		err = undoErr
+	}
 	if err != nil {
-		t.Fatalf("screenshot: %v", err)
+		t.Fatalf("screenshot %s: %v", name, err)
 	}
 	root := RepoRoot(t)
-	dirs := []string{filepath.Join(root, "tmp", "screenshots")}
-	if *Update {
-		dirs = append(dirs, filepath.Join(root, "docs", "img"))
+	scratch := filepath.Join(root, "tmp", "screenshots", name+".png")
+	if err := os.MkdirAll(filepath.Dir(scratch), 0o755); err != nil {
+		t.Fatal(err)
 	}
-	for _, dir := range dirs {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		file := filepath.Join(dir, name+".png")
-		if err := os.WriteFile(file, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot: %s", file)
+	if err := os.WriteFile(scratch, png, 0o644); err != nil {
+		t.Fatal(err)
 	}
+	t.Logf("screenshot: %s", scratch)
+	if !*Update {
+		return
+	}
+	docs := filepath.Join(root, "docs", "img", name+".png")
+	wrote, err := writePNG(docs, png)
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if wrote {
+		t.Logf("screenshot: wrote %s", docs)
+	} else {
+		t.Logf("screenshot: %s is unchanged", docs)
+	}
+}
+
+// showForDocsScript returns the script Screenshot runs before the picture.
+// It remembers every text it changes in window.booktestUndo, and returns how
+// many it changed.
+func showForDocsScript(replace []string) string {
+	pairs, _ := json.Marshal(append([]string{}, replace...)) // [], not null, when there are none
+	return fmt.Sprintf(showForDocs, DocsAddr, pairs)
+}
+
+// showForDocs is the script of showForDocsScript, without DocsAddr and the
+// replace pairs (as JSON).
+const showForDocs = `(() => {
+	const pairs = [[location.host, %q]];
+	const replace = %s;
+	for (let i = 0; i + 1 < replace.length; i += 2) pairs.push([replace[i], replace[i + 1]]);
+	const shown = (text) => pairs.reduce((t, [from, to]) => from === "" ? t : t.split(from).join(to), text);
+	const undo = [];
+	const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+	for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+		const text = shown(node.nodeValue);
+		if (text !== node.nodeValue) { undo.push([node, "nodeValue", node.nodeValue]); node.nodeValue = text; }
+	}
+	for (const field of document.querySelectorAll("input, textarea")) {
+		const text = shown(field.value);
+		if (text !== field.value) { undo.push([field, "value", field.value]); field.value = text; }
+	}
+	const style = document.createElement("style");
+	style.textContent = "* { caret-color: transparent !important; }";
+	document.head.appendChild(style);
+	undo.push([style, "remove"]);
+	window.booktestUndo = undo;
+	return undo.length;
+})()`
+
+// undoShowForDocs puts back what showForDocs changed.
+const undoShowForDocs = `(() => {
+	const undo = window.booktestUndo || [];
+	for (const [target, what, old] of undo) {
+		if (what === "remove") target.remove(); else target[what] = old;
+	}
+	delete window.booktestUndo;
+	return undo.length;
+})()`
+
+// writePNG writes data to file unless the file already holds the same
+// picture, pixel for pixel, and reports whether it wrote. Two PNG files can
+// hold the same pixels in different bytes (another encoder, another
+// compression level), so the pixels are compared, not the files.
+func writePNG(file string, data []byte) (bool, error) {
+	if old, err := os.ReadFile(file); err == nil {
+		same, err := samePicture(old, data)
+		if err != nil {
+			return false, err
+		}
+		if same {
+			return false, nil
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return false, err
+	}
+	return true, os.WriteFile(file, data, 0o644)
+}
+
+// samePicture reports whether two PNG files hold the same pixels. A file
+// that cannot be decoded is never the same as new: the new one replaces it.
+func samePicture(old, new []byte) (bool, error) {
+	if bytes.Equal(old, new) {
+		return true, nil
+	}
+	b, err := png.Decode(bytes.NewReader(new))
+	if err != nil {
+		return false, fmt.Errorf("the new picture is not a PNG: %w", err)
+	}
+	a, err := png.Decode(bytes.NewReader(old))
+	if err != nil || a.Bounds() != b.Bounds() {
+		return false, nil
+	}
+	for y := a.Bounds().Min.Y; y < a.Bounds().Max.Y; y++ {
+		for x := a.Bounds().Min.X; x < a.Bounds().Max.X; x++ {
+			r1, g1, b1, a1 := a.At(x, y).RGBA()
+			r2, g2, b2, a2 := b.At(x, y).RGBA()
+			if r1 != r2 || g1 != g2 || b1 != b2 || a1 != a2 {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
 }
