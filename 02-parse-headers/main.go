@@ -78,8 +78,7 @@ func (s *server) handle(conn net.Conn) {
 	head, err := readHead(bufio.NewReader(conn), s.headLimit)
 	if errors.Is(err, errHeadTooLarge) {
 		fmt.Fprintf(s.out, "--- %s: 431, request head over %d bytes ---\n\n", from, s.headLimit)
-		respond(conn, "431 Request Header Fields Too Large", "text/plain; charset=utf-8",
-			[]byte(fmt.Sprintf("request head over %d bytes\n", s.headLimit)))
+		refuse(conn, "431 Request Header Fields Too Large", fmt.Sprintf("request head over %d bytes", s.headLimit))
 		return
 	}
 	if err != nil {
@@ -88,9 +87,14 @@ func (s *server) handle(conn net.Conn) {
 	}
 
 	req, err := parseHead(head)
+	if errors.Is(err, errHTTPVersion) {
+		fmt.Fprintf(s.out, "--- %s: 505, %v ---\n\n", from, err)
+		refuse(conn, "505 HTTP Version Not Supported", err.Error())
+		return
+	}
 	if err != nil {
 		fmt.Fprintf(s.out, "--- %s: 400, %v ---\n\n", from, err)
-		respond(conn, "400 Bad Request", "text/plain; charset=utf-8", []byte(err.Error()+"\n"))
+		refuse(conn, "400 Bad Request", err.Error())
 		return
 	}
 	fmt.Fprintf(s.out, "--- %s: %d bytes ---\n%s\n", from, len(head), req.table())
@@ -138,6 +142,7 @@ func readHead(r *bufio.Reader, limit int) ([]byte, error) {
 // spelling they arrived with; lookups ignore case.
 type request struct {
 	method, target, proto string
+	major, minor          int // the digits of proto, as numbers: 1 and 1 for HTTP/1.1
 	fields                []field
 }
 
@@ -158,7 +163,8 @@ func (r *request) header(name string) string {
 
 // parseHead turns the bytes of a request head into a request. It accepts
 // lines ending in CRLF, or in a bare LF as RFC 9112 section 2.2 allows, and
-// refuses anything it cannot read unambiguously.
+// refuses anything it cannot read unambiguously. A version other than
+// HTTP/1.x is refused with an error that wraps errHTTPVersion.
 func parseHead(head []byte) (*request, error) {
 	lines := strings.Split(strings.TrimSuffix(string(head), "\n"), "\n")
 	for i := range lines {
@@ -175,8 +181,12 @@ func parseHead(head []byte) (*request, error) {
 		return nil, fmt.Errorf("malformed request line %q", lines[0])
 	}
 	req := &request{method: parts[0], target: parts[1], proto: parts[2]}
+	// isHTTPVersion has checked the shape HTTP/d.d. The digits are compared
+	// as numbers from here on, never as text.
+	req.major, req.minor = int(req.proto[5]-'0'), int(req.proto[7]-'0')
 
 	// Header fields: NAME ":" OWS VALUE OWS (RFC 9110 section 5).
+	hosts := 0
 	for _, line := range lines[1:] {
 		if line == "" {
 			return nil, errors.New("empty line inside the request head")
@@ -195,10 +205,28 @@ func parseHead(head []byte) (*request, error) {
 		if strings.ContainsFunc(value, isControl) {
 			return nil, fmt.Errorf("control character in the value of header %q", name)
 		}
+		if strings.EqualFold(name, "Host") {
+			hosts++
+		}
 		req.fields = append(req.fields, field{name, value})
+	}
+
+	// The head reads as HTTP/1, but it must also be a request we can
+	// serve. Another major version means another message syntax, which we
+	// do not speak (RFC 9110 sections 2.5 and 15.6.6). Two Host fields
+	// leave it unclear which host the request is for.
+	if req.major != 1 {
+		return nil, fmt.Errorf("%w %q: this server speaks HTTP/1.1 (RFC 9110 section 15.6.6)", errHTTPVersion, req.proto)
+	}
+	if hosts > 1 {
+		return nil, errors.New("more than one Host header (RFC 9112 section 3.2)")
 	}
 	return req, nil
 }
+
+// errHTTPVersion marks the refusal of a request whose major version is not
+// 1: the answer is 505, not 400.
+var errHTTPVersion = errors.New("unsupported HTTP version")
 
 // isToken reports whether s is an HTTP token: the characters allowed in a
 // method or a header name (RFC 9110 section 5.6.2).
@@ -263,3 +291,27 @@ func respond(conn net.Conn, status, contentType string, body []byte) {
 		status, contentType, len(body))
 	conn.Write(body)
 }
+
+// refuse answers a request the server will not serve, with the status and
+// the reason in words, and hangs up so that the answer arrives. Closing a
+// connection while the client's bytes are still coming in (the rest of a
+// head over the limit, a body we never read) makes the kernel reset it,
+// and a reset can destroy the answer before the client has read it. So we
+// first close only our sending side, which tells the client the answer is
+// complete, then read and drop what the client still sends until it closes
+// too, for at most lingerTime and lingerBytes, and only then close.
+func refuse(conn net.Conn, status, reason string) {
+	respond(conn, status, "text/plain; charset=utf-8", []byte(reason+"\n"))
+	if tcp, ok := conn.(*net.TCPConn); ok {
+		tcp.CloseWrite()
+	}
+	conn.SetReadDeadline(time.Now().Add(lingerTime))
+	io.CopyN(io.Discard, conn, lingerBytes)
+	conn.Close()
+}
+
+// How long, and how much, refuse keeps reading after its answer.
+const (
+	lingerTime  = 2 * time.Second
+	lingerBytes = 1 << 20 // 1 MiB
+)

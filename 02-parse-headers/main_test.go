@@ -36,6 +36,7 @@ func TestParseHeadReadsTheRFCRequest(t *testing.T) {
 	assert.Equal(t, "GET", req.method)
 	assert.Equal(t, "/chat", req.target)
 	assert.Equal(t, "HTTP/1.1", req.proto)
+	assert.Equal(t, [2]int{1, 1}, [2]int{req.major, req.minor})
 	assert.Len(t, req.fields, 7)
 	assert.Equal(t, field{"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}, req.fields[3])
 	assert.Equal(t, "chat, superchat", req.header("Sec-WebSocket-Protocol"))
@@ -170,6 +171,58 @@ func TestServerAnswers400WithTheReason(t *testing.T) {
 	out.WaitFor(t, `400, invalid header name "Host "`)
 }
 
+// RFC 9112 section 3.2: a request with more than one Host field is
+// invalid, and the answer is 400.
+func TestServerAnswers400ToTwoHostFields(t *testing.T) {
+	addr, out := start(t, nil)
+	resp, body, _ := booktest.Request(t, addr, "GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n")
+	if assert.Equal(t, 400, resp.StatusCode) {
+		assert.Equal(t, "more than one Host header (RFC 9112 section 3.2)\n", body)
+	}
+	out.WaitFor(t, "400, more than one Host header (RFC 9112 section 3.2)")
+}
+
+// The server speaks HTTP/1: a request line that names another major
+// version gets 505 (RFC 9110 section 15.6.6). The digits of a version are
+// numbers, so HTTP/1.0 and HTTP/1.9 are both HTTP/1.
+func TestServerAnswers505ToAnotherMajorVersion(t *testing.T) {
+	addr, out := start(t, nil)
+	for _, proto := range []string{"HTTP/0.9", "HTTP/2.0", "HTTP/9.9"} {
+		resp, body, _ := booktest.Request(t, addr, "GET / "+proto+"\r\nHost: a\r\n\r\n")
+		if assert.Equal(t, 505, resp.StatusCode, proto) {
+			assert.Contains(t, body, proto)
+		}
+	}
+	for _, proto := range []string{"HTTP/1.0", "HTTP/1.1", "HTTP/1.9"} {
+		resp, _, _ := booktest.Request(t, addr, "GET / "+proto+"\r\nHost: a\r\n\r\n")
+		assert.Equal(t, 200, resp.StatusCode, proto)
+	}
+	out.WaitFor(t, `505, unsupported HTTP version "HTTP/9.9"`)
+}
+
+// A refusal must reach the client even when the client has sent more than
+// the server read: closing a socket that still holds unread bytes makes
+// the kernel reset the connection (see booktest.RequestWhileSending). The
+// client sends 64 KiB of header (the server stops at 8 KiB and answers
+// 431), or a bad head with 64 KiB behind it (400).
+func TestARefusalArrivesWhileTheClientIsStillSending(t *testing.T) {
+	addr, _ := start(t, nil)
+	for _, tt := range []struct {
+		name, raw string
+		status    int
+		body      string
+	}{
+		{"431", "GET / HTTP/1.1\r\nX: " + strings.Repeat("a", 64<<10), 431, "request head over 8192 bytes\n"},
+		{"400", "GET / HTTP/1.1\r\nHost : a\r\n\r\n" + strings.Repeat("a", 64<<10), 400, "invalid header name \"Host \"\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := booktest.RequestWhileSending(t, addr, tt.raw)
+			assert.Equal(t, tt.status, resp.StatusCode)
+			assert.Equal(t, tt.body, body)
+		})
+	}
+}
+
 // A client that sends an endless head gets 431 once it passes the limit,
 // and the server's memory does not grow with what the client sends.
 func TestServerAnswers431ToAHugeHeadWithFlatMemory(t *testing.T) {
@@ -267,10 +320,17 @@ func FuzzParseHead(f *testing.F) {
 		if !isToken(req.method) || req.target == "" || strings.Contains(req.target, " ") || !isHTTPVersion(req.proto) {
 			t.Fatalf("accepted a bad request line: %q %q %q", req.method, req.target, req.proto)
 		}
+		hosts := 0
 		for _, f := range req.fields {
 			if !isToken(f.name) || strings.ContainsFunc(f.value, isControl) {
 				t.Fatalf("accepted a bad field %q: %q", f.name, f.value)
 			}
+			if strings.EqualFold(f.name, "Host") {
+				hosts++
+			}
+		}
+		if req.major != 1 || hosts > 1 {
+			t.Fatalf("accepted %s with %d Host fields", req.proto, hosts)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -37,6 +38,7 @@ func TestParseHeadReadsTheRFCRequest(t *testing.T) {
 	assert.Equal(t, "GET", req.method)
 	assert.Equal(t, "/chat", req.target)
 	assert.Equal(t, "HTTP/1.1", req.proto)
+	assert.Equal(t, [2]int{1, 1}, [2]int{req.major, req.minor})
 	assert.Len(t, req.fields, 7)
 	assert.Equal(t, field{"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}, req.fields[3])
 	assert.Equal(t, "chat, superchat", req.header("Sec-WebSocket-Protocol"))
@@ -171,6 +173,58 @@ func TestServerAnswers400WithTheReason(t *testing.T) {
 	out.WaitFor(t, `400, invalid header name "Host "`)
 }
 
+// RFC 9112 section 3.2: a request with more than one Host field is
+// invalid, and the answer is 400.
+func TestServerAnswers400ToTwoHostFields(t *testing.T) {
+	addr, out := start(t, nil)
+	resp, body, _ := booktest.Request(t, addr, "GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n")
+	if assert.Equal(t, 400, resp.StatusCode) {
+		assert.Equal(t, "more than one Host header (RFC 9112 section 3.2)\n", body)
+	}
+	out.WaitFor(t, "400, more than one Host header (RFC 9112 section 3.2)")
+}
+
+// The server speaks HTTP/1: a request line that names another major
+// version gets 505 (RFC 9110 section 15.6.6). The digits of a version are
+// numbers, so HTTP/1.0 and HTTP/1.9 are both HTTP/1.
+func TestServerAnswers505ToAnotherMajorVersion(t *testing.T) {
+	addr, out := start(t, nil)
+	for _, proto := range []string{"HTTP/0.9", "HTTP/2.0", "HTTP/9.9"} {
+		resp, body, _ := booktest.Request(t, addr, "GET / "+proto+"\r\nHost: a\r\n\r\n")
+		if assert.Equal(t, 505, resp.StatusCode, proto) {
+			assert.Contains(t, body, proto)
+		}
+	}
+	for _, proto := range []string{"HTTP/1.0", "HTTP/1.1", "HTTP/1.9"} {
+		resp, _, _ := booktest.Request(t, addr, "GET / "+proto+"\r\nHost: a\r\n\r\n")
+		assert.Equal(t, 200, resp.StatusCode, proto)
+	}
+	out.WaitFor(t, `505, unsupported HTTP version "HTTP/9.9"`)
+}
+
+// A refusal must reach the client even when the client has sent more than
+// the server read: closing a socket that still holds unread bytes makes
+// the kernel reset the connection (see booktest.RequestWhileSending). The
+// client sends 64 KiB of header (the server stops at 8 KiB and answers
+// 431), or a bad head with 64 KiB behind it (400).
+func TestARefusalArrivesWhileTheClientIsStillSending(t *testing.T) {
+	addr, _ := start(t, nil)
+	for _, tt := range []struct {
+		name, raw string
+		status    int
+		body      string
+	}{
+		{"431", "GET / HTTP/1.1\r\nX: " + strings.Repeat("a", 64<<10), 431, "request head over 8192 bytes\n"},
+		{"400", "GET / HTTP/1.1\r\nHost : a\r\n\r\n" + strings.Repeat("a", 64<<10), 400, "invalid header name \"Host \"\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := booktest.RequestWhileSending(t, addr, tt.raw)
+			assert.Equal(t, tt.status, resp.StatusCode)
+			assert.Equal(t, tt.body, body)
+		})
+	}
+}
+
 // A client that sends an endless head gets 431 once it passes the limit,
 // and the server's memory does not grow with what the client sends.
 func TestServerAnswers431ToAHugeHeadWithFlatMemory(t *testing.T) {
@@ -224,9 +278,9 @@ func TestAcceptKey(t *testing.T) {
 	tests := []struct{ name, key, accept string }{
 		// RFC 6455 section 1.3.
 		{"RFC 6455 example", "dGhlIHNhbXBsZSBub25jZQ==", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="},
-		// The seed's request; accept computed with
+		// The study note's request; accept computed with
 		// printf '%s' KEY258EAFA5-E914-47DA-95CA-C5AB0DC85B11 | openssl sha1 -binary | base64
-		{"the seed's key", "6ZCfv6CkFfxlP1ALZM7koQ==", "L20MgGk7EWIknfryFLsoBIZFu+I="},
+		{"the study note's key", "6ZCfv6CkFfxlP1ALZM7koQ==", "L20MgGk7EWIknfryFLsoBIZFu+I="},
 		{"Chromium's key", "XsHZY8QPU4vSCuJAE8N/dw==", "FuIzEIaX41n4Sqt26peZ9qt1m+A="},
 	}
 	for _, tt := range tests {
@@ -277,6 +331,7 @@ func TestCheckUpgradeAccepts(t *testing.T) {
 		"names in any case": "GET /ws HTTP/1.1\r\nhost: a\r\nUPGRADE: websocket\r\nconnection: Upgrade\r\n" +
 			"sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nSEC-WEBSOCKET-VERSION: 13\r\n\r\n",
 		"Upgrade as a list": upgradeRequest("GET", "Upgrade", "foo/2, websocket"),
+		"Content-Length: 0": upgradeRequest("GET", "Content-Length", "0"),
 	} {
 		t.Run(name, func(t *testing.T) {
 			req, err := parseHead([]byte(raw))
@@ -291,6 +346,8 @@ func TestCheckUpgradeRefuses(t *testing.T) {
 		name, raw, status, header, reason string
 	}{
 		{"POST", upgradeRequest("POST"), "405 Method Not Allowed", "Allow: GET", "must be a GET request"},
+		{"a chunked body", upgradeRequest("GET", "Transfer-Encoding", "chunked"), "400 Bad Request", "", `must not have a body (a GET body has no defined meaning, RFC 9110 section 9.3.1), but it has "Transfer-Encoding: chunked"`},
+		{"a body of 5 bytes", upgradeRequest("GET", "Content-Length", "5"), "400 Bad Request", "", `must not have a body (a GET body has no defined meaning, RFC 9110 section 9.3.1), but it has "Content-Length: 5"`},
 		{"HTTP/1.0", strings.Replace(upgradeRequest("GET"), "HTTP/1.1", "HTTP/1.0", 1), "400 Bad Request", "", "HTTP/1.1 or higher"},
 		{"no Host", upgradeRequest("GET", "Host", ""), "400 Bad Request", "", "missing Host"},
 		{"no Upgrade", upgradeRequest("GET", "Upgrade", ""), "400 Bad Request", "", `missing "Upgrade: websocket"`},
@@ -336,7 +393,33 @@ func TestServerRefusesOverTheWire(t *testing.T) {
 	assert.Equal(t, 400, resp.StatusCode)
 	assert.Contains(t, body, "Sec-WebSocket-Key")
 
+	resp, body, _ = booktest.Request(t, addr, upgradeRequest("GET", "host", "example.com"))
+	assert.Equal(t, 400, resp.StatusCode, "two Host fields")
+	assert.Contains(t, body, "more than one Host header")
+
+	resp, _, _ = booktest.Request(t, addr, strings.Replace(upgradeRequest("GET"), "HTTP/1.1", "HTTP/9.9", 1))
+	assert.Equal(t, 505, resp.StatusCode, "HTTP/9.9 is not HTTP/1.1 or higher")
+
 	out.WaitFor(t, `426 Upgrade Required, unsupported Sec-WebSocket-Version "8"`)
+}
+
+// The opening handshake is a GET (RFC 6455 section 4.1), and a GET's body
+// has no defined meaning (RFC 9110 section 9.3.1). A body announced by
+// Transfer-Encoding or Content-Length is refused: after a 101 its bytes
+// would be read as WebSocket frames. The body is 64 KiB, more than the
+// server reads, and the refusal must still arrive whole.
+func TestAHandshakeWithABodyIsRefused(t *testing.T) {
+	addr, out := start(t, nil)
+	body := strings.Repeat("a", 64<<10)
+	for _, raw := range []string{
+		upgradeRequest("GET", "Transfer-Encoding", "chunked") + fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(body), body),
+		upgradeRequest("GET", "Content-Length", fmt.Sprint(len(body))) + body,
+	} {
+		resp, reason, _ := booktest.Request(t, addr, raw)
+		assert.Equal(t, 400, resp.StatusCode)
+		assert.Contains(t, reason, "the opening handshake must not have a body")
+	}
+	out.WaitFor(t, `400 Bad Request, the opening handshake must not have a body (a GET body has no defined meaning, RFC 9110 section 9.3.1), but it has "Content-Length: 65536"`)
 }
 
 // rfcMaskedHello is the masked text frame "Hello" of RFC 6455 section 5.7.
@@ -447,10 +530,17 @@ func FuzzParseHead(f *testing.F) {
 		if !isToken(req.method) || req.target == "" || strings.Contains(req.target, " ") || !isHTTPVersion(req.proto) {
 			t.Fatalf("accepted a bad request line: %q %q %q", req.method, req.target, req.proto)
 		}
+		hosts := 0
 		for _, f := range req.fields {
 			if !isToken(f.name) || strings.ContainsFunc(f.value, isControl) {
 				t.Fatalf("accepted a bad field %q: %q", f.name, f.value)
 			}
+			if strings.EqualFold(f.name, "Host") {
+				hosts++
+			}
+		}
+		if req.major != 1 || hosts > 1 {
+			t.Fatalf("accepted %s with %d Host fields", req.proto, hosts)
 		}
 	})
 }

@@ -31,13 +31,23 @@ type frame struct {
 
 // frameReader decodes frames from a stream. It keeps one payload buffer and
 // reuses it for every frame, so reading frames costs no allocations once
-// the buffer has grown to the size of the largest payload.
+// the buffer has grown to the size of the largest payload, up to
+// keepBuffer: a buffer grown past that for a rare huge frame is let go.
 type frameReader struct {
 	r          *bufio.Reader
 	maxPayload uint64   // frames with a longer payload are refused
 	head       [14]byte // the longest header: 2 + 8 bytes of length + 4 of mask key
 	buf        []byte
 }
+
+// keepBuffer is the largest buffer a connection keeps from one frame to the
+// next: one that once got a 16 MiB frame should not hold 16 MiB for the
+// rest of its life.
+const keepBuffer = 1 << 20 // 1 MiB
+
+// payloadStep is the most memory set aside for a payload before any of it
+// has arrived. Beyond that the buffer grows with what arrives.
+const payloadStep = 64 << 10 // 64 KiB
 
 // next reads one frame, following the layout of RFC 6455 section 5.2:
 //
@@ -51,6 +61,9 @@ type frameReader struct {
 // TCP may deliver a frame in pieces, or several frames at once; reading
 // each part with io.ReadFull takes care of both.
 func (fr *frameReader) next() (frame, error) {
+	if cap(fr.buf) > keepBuffer {
+		fr.buf = nil // the last frame was huge: let its memory go
+	}
 	var f frame
 	h := fr.head[:2]
 	if _, err := io.ReadFull(fr.r, h); err != nil {
@@ -101,18 +114,38 @@ func (fr *frameReader) next() (frame, error) {
 	f.header = h
 
 	// Only now, with the length checked against the limit, is memory set
-	// aside for the payload.
-	if uint64(cap(fr.buf)) < length {
-		fr.buf = make([]byte, length)
-	}
-	f.payload = fr.buf[:length]
-	if _, err := io.ReadFull(fr.r, f.payload); err != nil {
+	// aside for the payload, and only as fast as the payload arrives.
+	payload, err := fr.readPayload(int(length))
+	if err != nil {
 		return f, unexpected(err)
 	}
+	f.payload = payload
 	if f.masked {
 		maskFast(f.maskKey, f.payload)
 	}
 	return f, nil
+}
+
+// readPayload reads an n-byte payload into the reader's buffer. n is what
+// the peer declared, and a peer may declare 16 MiB and send one byte, so
+// the buffer grows with the bytes that arrive instead: when it is full and
+// more is due, it doubles, to at least payloadStep and at most n.
+func (fr *frameReader) readPayload(n int) ([]byte, error) {
+	buf := fr.buf[:0]
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			bigger := make([]byte, len(buf), min(n, max(2*cap(buf), payloadStep)))
+			copy(bigger, buf)
+			buf = bigger
+		}
+		got, err := io.ReadFull(fr.r, buf[len(buf):min(n, cap(buf))])
+		buf = buf[:len(buf)+got]
+		if err != nil {
+			return nil, err
+		}
+	}
+	fr.buf = buf
+	return buf, nil
 }
 
 // check applies the rules a server enforces on every frame from a client,

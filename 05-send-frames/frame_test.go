@@ -179,6 +179,20 @@ func TestTheLimitIsCheckedBeforeAllocating(t *testing.T) {
 	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<10))
 }
 
+// The length in a header is a claim, not bytes: memory must follow what
+// arrives. A header that declares 16 MiB, followed by one byte, must not
+// make the reader set 16 MiB aside.
+func TestPayloadMemoryFollowsTheBytesThatArrive(t *testing.T) {
+	header := []byte{0x82, 0xFF, 0, 0, 0, 0, 0x01, 0, 0, 0, 1, 2, 3, 4} // 16 MiB, masked
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	fr := &frameReader{r: bufio.NewReader(bytes.NewReader(append(header, 0xAB))), maxPayload: 16 << 20}
+	_, err := fr.next()
+	runtime.ReadMemStats(&after)
+	assert.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(256<<10))
+}
+
 func TestMaskMatchesTheRFCExample(t *testing.T) {
 	hello := []byte("Hello")
 	mask(testKey, hello)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -39,6 +40,7 @@ func TestParseHeadReadsTheRFCRequest(t *testing.T) {
 	assert.Equal(t, "GET", req.method)
 	assert.Equal(t, "/chat", req.target)
 	assert.Equal(t, "HTTP/1.1", req.proto)
+	assert.Equal(t, [2]int{1, 1}, [2]int{req.major, req.minor})
 	assert.Len(t, req.fields, 7)
 	assert.Equal(t, field{"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}, req.fields[3])
 	assert.Equal(t, "chat, superchat", req.header("Sec-WebSocket-Protocol"))
@@ -173,6 +175,58 @@ func TestServerAnswers400WithTheReason(t *testing.T) {
 	out.WaitFor(t, `400, invalid header name "Host "`)
 }
 
+// RFC 9112 section 3.2: a request with more than one Host field is
+// invalid, and the answer is 400.
+func TestServerAnswers400ToTwoHostFields(t *testing.T) {
+	addr, out := start(t, nil)
+	resp, body, _ := booktest.Request(t, addr, "GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n")
+	if assert.Equal(t, 400, resp.StatusCode) {
+		assert.Equal(t, "more than one Host header (RFC 9112 section 3.2)\n", body)
+	}
+	out.WaitFor(t, "400, more than one Host header (RFC 9112 section 3.2)")
+}
+
+// The server speaks HTTP/1: a request line that names another major
+// version gets 505 (RFC 9110 section 15.6.6). The digits of a version are
+// numbers, so HTTP/1.0 and HTTP/1.9 are both HTTP/1.
+func TestServerAnswers505ToAnotherMajorVersion(t *testing.T) {
+	addr, out := start(t, nil)
+	for _, proto := range []string{"HTTP/0.9", "HTTP/2.0", "HTTP/9.9"} {
+		resp, body, _ := booktest.Request(t, addr, "GET / "+proto+"\r\nHost: a\r\n\r\n")
+		if assert.Equal(t, 505, resp.StatusCode, proto) {
+			assert.Contains(t, body, proto)
+		}
+	}
+	for _, proto := range []string{"HTTP/1.0", "HTTP/1.1", "HTTP/1.9"} {
+		resp, _, _ := booktest.Request(t, addr, "GET / "+proto+"\r\nHost: a\r\n\r\n")
+		assert.Equal(t, 200, resp.StatusCode, proto)
+	}
+	out.WaitFor(t, `505, unsupported HTTP version "HTTP/9.9"`)
+}
+
+// A refusal must reach the client even when the client has sent more than
+// the server read: closing a socket that still holds unread bytes makes
+// the kernel reset the connection (see booktest.RequestWhileSending). The
+// client sends 64 KiB of header (the server stops at 8 KiB and answers
+// 431), or a bad head with 64 KiB behind it (400).
+func TestARefusalArrivesWhileTheClientIsStillSending(t *testing.T) {
+	addr, _ := start(t, nil)
+	for _, tt := range []struct {
+		name, raw string
+		status    int
+		body      string
+	}{
+		{"431", "GET / HTTP/1.1\r\nX: " + strings.Repeat("a", 64<<10), 431, "request head over 8192 bytes\n"},
+		{"400", "GET / HTTP/1.1\r\nHost : a\r\n\r\n" + strings.Repeat("a", 64<<10), 400, "invalid header name \"Host \"\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := booktest.RequestWhileSending(t, addr, tt.raw)
+			assert.Equal(t, tt.status, resp.StatusCode)
+			assert.Equal(t, tt.body, body)
+		})
+	}
+}
+
 // A client that sends an endless head gets 431 once it passes the limit,
 // and the server's memory does not grow with what the client sends.
 func TestServerAnswers431ToAHugeHeadWithFlatMemory(t *testing.T) {
@@ -226,9 +280,9 @@ func TestAcceptKey(t *testing.T) {
 	tests := []struct{ name, key, accept string }{
 		// RFC 6455 section 1.3.
 		{"RFC 6455 example", "dGhlIHNhbXBsZSBub25jZQ==", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="},
-		// The seed's request; accept computed with
+		// The study note's request; accept computed with
 		// printf '%s' KEY258EAFA5-E914-47DA-95CA-C5AB0DC85B11 | openssl sha1 -binary | base64
-		{"the seed's key", "6ZCfv6CkFfxlP1ALZM7koQ==", "L20MgGk7EWIknfryFLsoBIZFu+I="},
+		{"the study note's key", "6ZCfv6CkFfxlP1ALZM7koQ==", "L20MgGk7EWIknfryFLsoBIZFu+I="},
 		{"Chromium's key", "XsHZY8QPU4vSCuJAE8N/dw==", "FuIzEIaX41n4Sqt26peZ9qt1m+A="},
 	}
 	for _, tt := range tests {
@@ -279,6 +333,7 @@ func TestCheckUpgradeAccepts(t *testing.T) {
 		"names in any case": "GET /ws HTTP/1.1\r\nhost: a\r\nUPGRADE: websocket\r\nconnection: Upgrade\r\n" +
 			"sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nSEC-WEBSOCKET-VERSION: 13\r\n\r\n",
 		"Upgrade as a list": upgradeRequest("GET", "Upgrade", "foo/2, websocket"),
+		"Content-Length: 0": upgradeRequest("GET", "Content-Length", "0"),
 	} {
 		t.Run(name, func(t *testing.T) {
 			req, err := parseHead([]byte(raw))
@@ -293,6 +348,8 @@ func TestCheckUpgradeRefuses(t *testing.T) {
 		name, raw, status, header, reason string
 	}{
 		{"POST", upgradeRequest("POST"), "405 Method Not Allowed", "Allow: GET", "must be a GET request"},
+		{"a chunked body", upgradeRequest("GET", "Transfer-Encoding", "chunked"), "400 Bad Request", "", `must not have a body (a GET body has no defined meaning, RFC 9110 section 9.3.1), but it has "Transfer-Encoding: chunked"`},
+		{"a body of 5 bytes", upgradeRequest("GET", "Content-Length", "5"), "400 Bad Request", "", `must not have a body (a GET body has no defined meaning, RFC 9110 section 9.3.1), but it has "Content-Length: 5"`},
 		{"HTTP/1.0", strings.Replace(upgradeRequest("GET"), "HTTP/1.1", "HTTP/1.0", 1), "400 Bad Request", "", "HTTP/1.1 or higher"},
 		{"no Host", upgradeRequest("GET", "Host", ""), "400 Bad Request", "", "missing Host"},
 		{"no Upgrade", upgradeRequest("GET", "Upgrade", ""), "400 Bad Request", "", `missing "Upgrade: websocket"`},
@@ -338,7 +395,33 @@ func TestServerRefusesOverTheWire(t *testing.T) {
 	assert.Equal(t, 400, resp.StatusCode)
 	assert.Contains(t, body, "Sec-WebSocket-Key")
 
+	resp, body, _ = booktest.Request(t, addr, upgradeRequest("GET", "host", "example.com"))
+	assert.Equal(t, 400, resp.StatusCode, "two Host fields")
+	assert.Contains(t, body, "more than one Host header")
+
+	resp, _, _ = booktest.Request(t, addr, strings.Replace(upgradeRequest("GET"), "HTTP/1.1", "HTTP/9.9", 1))
+	assert.Equal(t, 505, resp.StatusCode, "HTTP/9.9 is not HTTP/1.1 or higher")
+
 	out.WaitFor(t, `426 Upgrade Required, unsupported Sec-WebSocket-Version "8"`)
+}
+
+// The opening handshake is a GET (RFC 6455 section 4.1), and a GET's body
+// has no defined meaning (RFC 9110 section 9.3.1). A body announced by
+// Transfer-Encoding or Content-Length is refused: after a 101 its bytes
+// would be read as WebSocket frames. The body is 64 KiB, more than the
+// server reads, and the refusal must still arrive whole.
+func TestAHandshakeWithABodyIsRefused(t *testing.T) {
+	addr, out := start(t, nil)
+	body := strings.Repeat("a", 64<<10)
+	for _, raw := range []string{
+		upgradeRequest("GET", "Transfer-Encoding", "chunked") + fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(body), body),
+		upgradeRequest("GET", "Content-Length", fmt.Sprint(len(body))) + body,
+	} {
+		resp, reason, _ := booktest.Request(t, addr, raw)
+		assert.Equal(t, 400, resp.StatusCode)
+		assert.Contains(t, reason, "the opening handshake must not have a body")
+	}
+	out.WaitFor(t, `400 Bad Request, the opening handshake must not have a body (a GET body has no defined meaning, RFC 9110 section 9.3.1), but it has "Content-Length: 65536"`)
 }
 
 // readServerFrame reads one frame from the server, the way RFC 6455
@@ -456,6 +539,84 @@ func TestInspectorShowsTheLastFrame(t *testing.T) {
 	}, 5*time.Second, 10*time.Millisecond, "the inspection is forgotten with its connection")
 }
 
+// hugeFrameHeader is the 14-byte header of a masked binary frame that
+// declares n bytes of payload, in the 64-bit form, with testKey as its key.
+func hugeFrameHeader(n uint64) []byte {
+	return append(binary.BigEndian.AppendUint64([]byte{0x82, 0xFF}, n), testKey[:]...)
+}
+
+// waitForCount waits until the server has printed want n times.
+func waitForCount(t *testing.T, out *booktest.Output, want string, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool { return strings.Count(out.String(), want) >= n },
+		time.Minute, 20*time.Millisecond, "the server printed %q fewer than %d times", want, n)
+}
+
+// A client may declare 16 MiB and send one byte. The server's memory must
+// follow the bytes that arrive, not the lengths clients declare: 50 such
+// clients must not cost 50 times 16 MiB.
+func TestDeclaredButUnsentPayloadsCostLittleMemory(t *testing.T) {
+	addr, out := start(t, nil)
+	const clients = 50
+	conns := make([]*booktest.Conn, clients)
+	for i := range conns {
+		_, _, conns[i] = booktest.Request(t, addr, booktest.ChromiumUpgrade)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for _, conn := range conns {
+		_, err := conn.Write(append(hugeFrameHeader(16<<20), 0xAB))
+		require.NoError(t, err)
+		conn.Close()
+	}
+	waitForCount(t, out, "connection over: unexpected EOF", clients)
+	runtime.ReadMemStats(&after)
+	allocated := after.TotalAlloc - before.TotalAlloc
+	t.Logf("%d clients declared 16 MiB each and sent 1 byte: %d KiB allocated", clients, allocated>>10)
+	assert.Less(t, allocated, uint64(8<<20), "the server allocated for what was declared, not for what arrived")
+}
+
+// A connection that once received a 16 MiB frame must not hold 16 MiB for
+// the rest of its life. Several clients each send one, then stay open and
+// quiet; once the server has handled the frames, its heap is back near
+// where it started.
+func TestAHugeFrameIsNotKeptAfterwards(t *testing.T) {
+	addr, out := start(t, nil)
+	const clients, size = 8, 16 << 20
+	conns := make([]*booktest.Conn, clients)
+	for i := range conns {
+		_, _, conns[i] = booktest.Request(t, addr, booktest.ChromiumUpgrade)
+		conns[i].SetDeadline(time.Now().Add(time.Minute)) // 16 MiB each, maybe under -race
+	}
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+
+	zeros := bytes.Repeat(testKey[:], 16<<10) // 64 KiB of zero bytes, masked with testKey
+	for _, conn := range conns {
+		_, err := conn.Write(hugeFrameHeader(size))
+		require.NoError(t, err)
+		for range size / len(zeros) {
+			_, err := conn.Write(zeros)
+			require.NoError(t, err)
+		}
+		_, err = io.CopyN(io.Discard, conn.R, 10+size) // the echo
+		require.NoError(t, err)
+	}
+	waitForCount(t, out, "message: binary, 16777216 bytes in 1 frame(s)", clients)
+
+	var held int64
+	assert.Eventually(t, func() bool {
+		var now runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&now)
+		held = int64(now.HeapAlloc) - int64(before.HeapAlloc)
+		return held < 8<<20
+	}, 5*time.Second, 100*time.Millisecond, "")
+	t.Logf("%d connections, each after a 16 MiB frame, hold %d KiB", clients, held/1024)
+	assert.Less(t, held, int64(8<<20), "the connections kept their buffers")
+}
+
 // The docs show the terminal for RFC 6455 section 5.7's Hello, its echo,
 // and a close.
 func TestTranscripts(t *testing.T) {
@@ -562,10 +723,17 @@ func FuzzParseHead(f *testing.F) {
 		if !isToken(req.method) || req.target == "" || strings.Contains(req.target, " ") || !isHTTPVersion(req.proto) {
 			t.Fatalf("accepted a bad request line: %q %q %q", req.method, req.target, req.proto)
 		}
+		hosts := 0
 		for _, f := range req.fields {
 			if !isToken(f.name) || strings.ContainsFunc(f.value, isControl) {
 				t.Fatalf("accepted a bad field %q: %q", f.name, f.value)
 			}
+			if strings.EqualFold(f.name, "Host") {
+				hosts++
+			}
+		}
+		if req.major != 1 || hosts > 1 {
+			t.Fatalf("accepted %s with %d Host fields", req.proto, hosts)
 		}
 	})
 }

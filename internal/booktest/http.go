@@ -71,3 +71,37 @@ func Request(t testing.TB, addr, raw string) (*http.Response, string, *Conn) {
 	}
 	return resp, body.String(), &Conn{conn, br}
 }
+
+// RequestWhileSending sends raw to addr, then goes on sending a few bytes
+// more while the server answers, as a client does that has more to send
+// than the server will read (a head over the limit, a body), and only then
+// reads the answer, to its end. It fails the test if the server resets
+// the connection on the way: the client's late writes fail, or its read
+// ends in an error instead of a clean end, and a reset can destroy an
+// answer the client has not read yet.
+func RequestWhileSending(t testing.TB, addr, raw string) (resp *http.Response, body string) {
+	t.Helper()
+	conn := Dial(t, addr)
+	if _, err := io.WriteString(conn, raw); err != nil {
+		t.Fatalf("write request: %v", err)
+	}
+	for range 5 {
+		time.Sleep(10 * time.Millisecond) // the server answers meanwhile
+		if _, err := io.WriteString(conn, "more"); err != nil {
+			t.Fatalf("the server reset the connection while the client was still sending: %v", err)
+		}
+	}
+	answer, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatalf("the answer did not end cleanly: %v", err)
+	}
+	resp, err = http.ReadResponse(bufio.NewReader(strings.NewReader(string(answer))), nil)
+	if err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	return resp, string(b)
+}
