@@ -8,6 +8,8 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -125,7 +127,11 @@ func BenchmarkEcho(b *testing.B) {
 // clients: an operation ends when the last one has read it.
 func BenchmarkBroadcast(b *testing.B) {
 	const clients = 1000
-	addr, _ := start(b, func(c *config) { c.queueLen = 256 })
+	addr, _ := start(b, func(c *config) {
+		c.chatBacklog = 4 << 20
+		c.chatRate = 1 << 30            // one client sends every message: measure the room, not its pacing
+		c.chat.PingInterval = time.Hour // the clients below count frames and answer no pings
+	})
 	text := []byte(strings.Repeat("x", 1<<10))
 	room := make([]*benchClient, clients)
 	for i := range room {
@@ -172,4 +178,105 @@ func BenchmarkBroadcast(b *testing.B) {
 	for _, c := range room {
 		c.conn.Close()
 	}
+}
+
+// BenchmarkJoinBurst measures 2000 clients joining the room one after the
+// other, as fast as the hub lets them: an operation ends when every client
+// has read its welcome and every join after its own. The connections are
+// made before the timer starts, so what is measured is the room's work and
+// the writes it causes. cpu-ms/op is the process's CPU time (user +
+// system), the clients' reading included.
+func BenchmarkJoinBurst(b *testing.B) {
+	const joins = 2000
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	limits := defaultConfig().chat
+	var cpu time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		servers := make([]*Conn, joins)
+		var heard sync.WaitGroup
+		var dropped atomic.Bool
+		heard.Add(joins)
+		for i := range joins {
+			client, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer client.Close()
+			server, err := ln.Accept()
+			if err != nil {
+				b.Fatal(err)
+			}
+			servers[i] = newConn(server, bufio.NewReader(server), &limits)
+			go countFrames(client, joins-i+1, &heard, &dropped) // its welcome, its join and those after it
+		}
+		h := newServer(defaultConfig(), io.Discard).hub
+		clients := make([]*client, joins)
+		b.StartTimer()
+
+		before := cpuTime()
+		for i, conn := range servers {
+			if clients[i], err = h.join(fmt.Sprintf("user%04d", i), conn); err != nil {
+				b.Fatal(err)
+			}
+		}
+		heard.Wait()
+		cpu += cpuTime() - before
+		if dropped.Load() {
+			b.Fatal("the room dropped a client during the burst")
+		}
+
+		b.StopTimer()
+		for i, c := range clients {
+			h.leave(c, "left")
+			servers[i].shutdown()
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/op")
+}
+
+// countFrames reads server frames from conn and marks wg done once want
+// of them have arrived; it reads on, and discards, until conn closes. A
+// close frame before that sets dropped.
+func countFrames(conn net.Conn, want int, wg *sync.WaitGroup, dropped *atomic.Bool) {
+	r := bufio.NewReader(conn)
+	var h [8]byte
+	for n := 1; ; n++ {
+		if _, err := io.ReadFull(r, h[:2]); err != nil {
+			if n <= want {
+				wg.Done() // the benchmark fails on its own; do not hang it
+			}
+			return
+		}
+		opcode, length := h[0]&0x0F, int(h[1]&0x7F)
+		switch length {
+		case 126:
+			io.ReadFull(r, h[:2])
+			length = int(binary.BigEndian.Uint16(h[:2]))
+		case 127:
+			io.ReadFull(r, h[:8])
+			length = int(binary.BigEndian.Uint64(h[:8]))
+		}
+		r.Discard(length)
+		if opcode == opClose && n <= want {
+			dropped.Store(true)
+			wg.Done()
+			return
+		}
+		if n == want {
+			wg.Done()
+		}
+	}
+}
+
+// cpuTime is the CPU time this process has used so far, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

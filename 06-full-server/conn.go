@@ -14,28 +14,39 @@ import (
 
 // Conn is one WebSocket connection, after the handshake.
 //
-// Its concurrency contract, which the code enforces: one goroutine reads
-// (ReadMessage), and any number of goroutines may write (WriteMessage,
-// Close) at the same time, because every frame goes out under one mutex.
-// Control frames are handled while reading: a ping is answered with a pong,
-// a close with a close. A peer that goes quiet is pinged every
-// PingInterval, and dropped when nothing arrives for PingInterval +
-// PongTimeout.
+// Who may do what with a Conn, which the code enforces:
+//
+//   - One goroutine reads: ReadMessage, which also answers pings and the
+//     peer's close. It sets the read deadline (which only startClosing,
+//     below, may shorten) and resets the keepalive timer, and it closes the
+//     TCP connection at the end (finish, shutdown); a failed write closes
+//     it too.
+//   - Any number of goroutines may write (WriteMessage, Close, the chat's
+//     writer): every frame goes out under writeMu, one at a time.
+//   - The keepalive timer's goroutine sends a ping when the peer has been
+//     quiet for PingInterval; the reader drops the peer if nothing arrives
+//     for PingInterval + PongTimeout.
+//   - Any goroutine may start the closing handshake (Close). From then on,
+//     every read and write must be done within CloseTimeout: a write stuck
+//     on a peer that does not read gives up then, and so does the reader
+//     waiting for the peer's close frame.
 type Conn struct {
 	netConn net.Conn
 	frames  frameReader
 	limits  *Limits
 	message []byte // the message being read, reused from one message to the next
 
-	writeMu   sync.Mutex  // held while a frame is written: one writer at a time
-	writeBuf  []byte      // frames are encoded here, under writeMu
-	closeSent atomic.Bool // set under writeMu: after a close frame, nothing more may be sent
+	writeMu   sync.Mutex   // held while a frame is written: one writer at a time
+	writeBuf  []byte       // frames are encoded here, under writeMu
+	pieces    net.Buffers  // what writeLocked is writing with writev, under writeMu
+	closeSent atomic.Bool  // set under writeMu: after a close frame, nothing more may be sent
+	closeBy   atomic.Int64 // when the closing handshake must be over, in Unix nanoseconds; 0 until it starts
 
 	pinger *time.Timer
 }
 
 // Limits are the settings of every connection, with defaults in
-// defaultLimits and a flag each in main.
+// defaultLimits and a flag each in parseFlags.
 type Limits struct {
 	MaxMessage   int           // the largest message, in bytes, after reassembly
 	WriteTimeout time.Duration // how long one frame may take to send
@@ -81,15 +92,13 @@ func (c *Conn) ReadMessage() (opcode byte, payload []byte, err error) {
 		c.message = nil // let a rare huge message's memory go
 	}
 	c.message = c.message[:0]
-	var utf8 utf8Checker
+	var text utf8Checker
 	for {
-		if !c.closeSent.Load() { // once closing, Close has set the last deadline
-			c.netConn.SetReadDeadline(time.Now().Add(c.limits.PingInterval + c.limits.PongTimeout))
-		}
+		c.setReadDeadline()
 		// The limit is on the whole message (RFC 6455 section 10.4): a
 		// frame may only carry what is left of it.
 		c.frames.maxPayload = uint64(c.limits.MaxMessage - len(c.message))
-		f, err := c.frames.next(c.grow)
+		f, err := c.frames.next()
 		if err != nil {
 			return 0, nil, c.failed(err)
 		}
@@ -117,15 +126,15 @@ func (c *Conn) ReadMessage() (opcode byte, payload []byte, err error) {
 			}
 			opcode = f.opcode
 		}
-		if opcode == opText && !utf8.check(c.message, f.fin) {
-			return 0, nil, c.failed(fail(closeInvalidData, "text message is not valid UTF-8 (RFC 6455 section 8.1)"))
+		if err := c.readPayload(opcode == opText, f.fin, &text); err != nil {
+			return 0, nil, c.failed(err)
 		}
 		if f.fin {
-			if c.closeSent.Load() {
+			if c.closing() {
 				// We are closing: a message that arrives now is dropped,
 				// and we go on waiting for the peer's close frame.
 				opcode, c.message = 0, c.message[:0]
-				utf8 = utf8Checker{}
+				text = utf8Checker{}
 				continue
 			}
 			return opcode, c.message, nil
@@ -133,24 +142,79 @@ func (c *Conn) ReadMessage() (opcode byte, payload []byte, err error) {
 	}
 }
 
+// readPayload appends the payload of the data frame whose header was just
+// read to the message, as it arrives: memory is set aside for bytes that
+// have come, never for the length the header merely declares. A text
+// message is checked at every step, so that invalid UTF-8 fails the
+// connection at once, even in the middle of a long frame.
+func (c *Conn) readPayload(isText, fin bool, text *utf8Checker) error {
+	for c.frames.remaining > 0 {
+		c.setReadDeadline()
+		start := len(c.message)
+		n, err := c.frames.readPayload(c.room(int(min(c.frames.remaining, uint64(c.limits.MaxMessage)))))
+		c.message = c.message[:start+n]
+		if err != nil {
+			return err
+		}
+		if isText && !text.check(c.message, false) {
+			return fail(closeInvalidData, "text message is not valid UTF-8 (RFC 6455 section 8.1)")
+		}
+	}
+	if isText && fin && !text.check(c.message, true) { // no character may be left unfinished
+		return fail(closeInvalidData, "text message is not valid UTF-8 (RFC 6455 section 8.1)")
+	}
+	return nil
+}
+
 // keepMessageBuffer is the largest message buffer a connection keeps for
 // the next message: a connection that once got 16 MiB should not hold them.
 const keepMessageBuffer = 1 << 20
 
-// grow makes room for n more bytes of the current message and returns
-// them. The frame reader has checked n against what is left of MaxMessage.
-func (c *Conn) grow(n int) []byte {
+// firstStep is the most a message buffer grows by before any of its bytes
+// have arrived.
+const firstStep = 4 << 10
+
+// room returns free space after the message for up to want more bytes.
+// The buffer grows in steps no larger than what the message already holds
+// (and firstStep to begin with), so its size follows the bytes that have
+// arrived: a peer that declares 16 MiB and sends one byte costs us 4 KiB.
+func (c *Conn) room(want int) []byte {
 	start := len(c.message)
-	if start+n > cap(c.message) {
-		// Double, to make growing by many fragments cheap, but never past
+	if free := cap(c.message) - start; free < want && free < max(start, firstStep) {
+		// Double, to make growing by many steps cheap, but never past
 		// the limit.
-		bigger := make([]byte, start, min(max(start+n, 2*cap(c.message)), c.limits.MaxMessage))
+		step := min(want, max(start, firstStep))
+		bigger := make([]byte, start, min(max(start+step, 2*cap(c.message)), c.limits.MaxMessage))
 		copy(bigger, c.message)
 		c.message = bigger
 	}
-	c.message = c.message[:start+n]
-	return c.message[start:]
+	return c.message[start:min(cap(c.message), start+want)]
 }
+
+// setReadDeadline gives the next read until the peer must have shown it is
+// alive (PingInterval + PongTimeout), or until the closing handshake must
+// be over, whichever comes first.
+func (c *Conn) setReadDeadline() {
+	c.netConn.SetReadDeadline(c.deadline(c.limits.PingInterval + c.limits.PongTimeout))
+	if c.closing() {
+		// Close may have run between the line above and this one, and
+		// set its deadline first: set the earlier one again.
+		c.netConn.SetReadDeadline(c.deadline(c.limits.PingInterval + c.limits.PongTimeout))
+	}
+}
+
+// deadline returns the time an I/O that starts now and may take d must be
+// done by: after d, or at the end of the closing handshake if sooner.
+func (c *Conn) deadline(d time.Duration) time.Time {
+	t := time.Now().Add(d)
+	if by := c.closeBy.Load(); by != 0 && by < t.UnixNano() {
+		return time.Unix(0, by)
+	}
+	return t
+}
+
+// closing reports whether the closing handshake has started.
+func (c *Conn) closing() bool { return c.closeBy.Load() != 0 }
 
 // closeReceived answers the peer's close frame and ends the connection
 // (RFC 6455 section 5.5.1). A close payload is empty, or a 2-byte status
@@ -171,6 +235,7 @@ func (c *Conn) closeReceived(payload []byte) error {
 	}
 	// Echo the status code, as section 5.5.1 suggests, then close the TCP
 	// connection: the server closes it first (section 7.1.1).
+	c.startClosing()
 	c.writeFrame(opClose, payload[:min(len(payload), 2)])
 	c.finish()
 	return &CloseError{Code: code, Reason: reason}
@@ -199,36 +264,60 @@ func (c *Conn) WriteMessage(opcode byte, payload []byte) error {
 	return c.writeFrame(opcode, payload)
 }
 
-// writeFrame is the only place that writes to the connection. Small frames
-// are encoded into one buffer and written with one system call; a large
-// payload is written from where it lies, after its header.
+// writeFrame encodes and writes one frame. Small frames are encoded into
+// one buffer and written with one system call; a large payload is written
+// from where it lies, after its header.
 func (c *Conn) writeFrame(opcode byte, payload []byte) error {
+	if len(payload) <= 64<<10 {
+		c.writeMu.Lock()
+		defer c.writeMu.Unlock()
+		c.writeBuf = appendFrame(c.writeBuf[:0], true, opcode, payload)
+		return c.writeLocked(opcode == opClose, c.writeBuf, nil)
+	}
+	var h [10]byte
+	n := frameHeader(&h, true, opcode, len(payload))
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
+	return c.writeLocked(opcode == opClose, nil, [][]byte{h[:n], payload})
+}
+
+// writePrepared sends frames encoded once for many connections (the chat
+// hub's broadcasts), as many as are waiting, in one system call.
+func (c *Conn) writePrepared(frames [][]byte) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	if len(frames) == 1 {
+		return c.writeLocked(false, frames[0], nil)
+	}
+	return c.writeLocked(false, nil, frames)
+}
+
+// writeLocked is the only place that writes to the connection; writeMu is
+// held. It writes frame, or else the pieces, in one system call (writev)
+// from where they lie. A failed write closes the TCP connection: part of a
+// frame may have gone out, so nothing sent after it could be read right.
+// The reader then fails too, and the connection ends.
+func (c *Conn) writeLocked(isClose bool, frame []byte, pieces [][]byte) error {
 	if c.closeSent.Load() {
 		return net.ErrClosed
 	}
-	if opcode == opClose {
+	if isClose {
 		c.closeSent.Store(true)
 	}
-	c.netConn.SetWriteDeadline(time.Now().Add(c.limits.WriteTimeout))
-	var err error
-	if len(payload) <= 64<<10 {
-		c.writeBuf = appendFrame(c.writeBuf[:0], true, opcode, payload)
-		_, err = c.netConn.Write(c.writeBuf)
-	} else {
-		var h [10]byte
-		n := frameHeader(&h, true, opcode, len(payload))
-		bufs := net.Buffers{h[:n], payload}
-		_, err = bufs.WriteTo(c.netConn)
+	c.netConn.SetWriteDeadline(c.deadline(c.limits.WriteTimeout))
+	if c.closing() { // as in setReadDeadline: startClosing may have just run
+		c.netConn.SetWriteDeadline(c.deadline(c.limits.WriteTimeout))
 	}
-	return c.writeFailed(err)
-}
-
-// writeFailed closes the connection after a failed write: part of a frame
-// may have gone out, so nothing sent after it could be read right. The
-// reader then fails too, and the connection ends.
-func (c *Conn) writeFailed(err error) error {
+	var err error
+	if pieces == nil {
+		_, err = c.netConn.Write(frame)
+	} else {
+		// WriteTo takes its pieces off c.pieces as they go out; the field,
+		// unlike a local variable, costs no allocation per write.
+		c.pieces = pieces
+		_, err = c.pieces.WriteTo(c.netConn)
+		c.pieces = nil
+	}
 	if err != nil {
 		c.closeSent.Store(true)
 		c.netConn.Close()
@@ -236,33 +325,21 @@ func (c *Conn) writeFailed(err error) error {
 	return err
 }
 
-// writePrepared sends a frame encoded once for many connections (the chat
-// hub's broadcasts).
-func (c *Conn) writePrepared(frame []byte) error {
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
-	if c.closeSent.Load() {
-		return net.ErrClosed
-	}
-	c.netConn.SetWriteDeadline(time.Now().Add(c.limits.WriteTimeout))
-	_, err := c.netConn.Write(frame)
-	return c.writeFailed(err)
-}
-
-// ping runs on its own timer when the peer has been quiet for PingInterval.
-// The read deadline set in ReadMessage drops the peer if no frame, pong or
-// other, arrives within PongTimeout after it.
+// ping runs on the keepalive timer when the peer has been quiet for
+// PingInterval. The reader's deadline drops the peer if nothing, pong or
+// other, arrives within PongTimeout after it; whatever arrives resets the
+// timer, from the reading goroutine.
 func (c *Conn) ping() {
-	if c.writeFrame(opPing, nil) == nil {
-		c.pinger.Reset(c.limits.PingInterval)
-	}
+	c.writeFrame(opPing, nil)
 }
 
 // Close starts the closing handshake: it sends a close frame with code and
 // reason (at most 123 bytes of it, so the frame stays a control frame) and
 // gives the peer CloseTimeout to answer. The reading goroutine sees the
 // answer, or the deadline, and closes the connection. Close is safe to call
-// from any goroutine, and more than once: only the first close frame is sent.
+// from any goroutine, and more than once: only the first close frame is
+// sent. It waits at most CloseTimeout: a peer that does not read cannot
+// take the close frame, and is cut off when that time is up.
 func (c *Conn) Close(code int, reason string) error {
 	if len(reason) > 123 {
 		// Cut at a character boundary: the reason must stay UTF-8.
@@ -275,25 +352,37 @@ func (c *Conn) Close(code int, reason string) error {
 	payload := make([]byte, 2, 2+len(reason))
 	payload[0], payload[1] = byte(code>>8), byte(code)
 	payload = append(payload, reason...)
-	err := c.writeFrame(opClose, payload)
-	c.netConn.SetReadDeadline(time.Now().Add(c.limits.CloseTimeout))
-	return err
+	c.startClosing()
+	return c.writeFrame(opClose, payload)
+}
+
+// startClosing sets the time by which the connection must be over:
+// CloseTimeout from the first call. It never blocks, so that any goroutine
+// may call it, even while a write is stuck: that write, and the reader,
+// give up at that time.
+func (c *Conn) startClosing() {
+	by := time.Now().Add(c.limits.CloseTimeout)
+	if c.closeBy.CompareAndSwap(0, by.UnixNano()) {
+		c.netConn.SetWriteDeadline(by)
+		c.netConn.SetReadDeadline(by)
+	}
 }
 
 // finish closes the TCP connection gracefully: our side first (a FIN, so
 // that the close frame we just sent cannot be lost to a reset), then it
 // discards what the peer still sends until the peer closes too, at most
-// 1 MiB or CloseTimeout of it.
+// 1 MiB of it, until the closing handshake's time is up.
 func (c *Conn) finish() {
+	c.startClosing()
 	if tcp, ok := c.netConn.(interface{ CloseWrite() error }); ok {
 		tcp.CloseWrite()
 	}
-	c.netConn.SetReadDeadline(time.Now().Add(c.limits.CloseTimeout))
+	c.netConn.SetReadDeadline(c.deadline(c.limits.CloseTimeout))
 	io.Copy(io.Discard, io.LimitReader(c.frames.r, 1<<20))
 	c.shutdown()
 }
 
-// shutdown closes the TCP connection and stops the pinger.
+// shutdown closes the TCP connection and stops the keepalive timer.
 func (c *Conn) shutdown() {
 	c.pinger.Stop()
 	c.netConn.Close()

@@ -28,7 +28,6 @@ const (
 	closeInvalidData   = 1007 // a text message that is not UTF-8
 	closePolicy        = 1008 // a rule of this server, such as a chat client too slow to keep up
 	closeTooBig        = 1009 // a message over the limit
-	closeInternalError = 1011 // something went wrong on our side
 )
 
 // protocolError is a reason to fail the connection: the close code to send
@@ -54,19 +53,24 @@ type frame struct {
 	payload []byte // valid until the next frame is read
 }
 
-// frameReader decodes frames from a stream, reusing one buffer for the
-// payloads of control frames and one for data frames (see next).
+// frameReader decodes frames from a stream. next reads a frame's header
+// (and the payload of a control frame, at most 125 bytes, into the reader's
+// own array, so that a ping between the fragments of a message does not
+// overwrite the message); readPayload then reads a data frame's payload as
+// it arrives, into memory the caller grows as it does.
 type frameReader struct {
 	r          *bufio.Reader
 	maxPayload uint64   // data frames with a longer payload are refused: what is left of the message limit
 	head       [14]byte // the longest header: 2 + 8 bytes of length + 4 of mask key
 	control    [125]byte
+
+	remaining uint64  // bytes of the data frame's payload not yet read
+	maskKey   [4]byte // its masking key
+	maskPos   int     // how many of its bytes have been unmasked, for the key's rotation
 }
 
-// next reads one frame's header and checks it, then reads its payload into
-// dst, which must have room for it: control frames use the reader's own
-// 125 bytes, so that a ping between the fragments of a message does not
-// overwrite the message. The layout is RFC 6455 section 5.2's:
+// next reads one frame's header and checks it. The layout is RFC 6455
+// section 5.2's:
 //
 //	byte 0:     FIN, RSV1, RSV2, RSV3, then a 4-bit opcode
 //	byte 1:     MASK, then a 7-bit payload length
@@ -74,7 +78,10 @@ type frameReader struct {
 //	next 0/2/8: the extended payload length, in network byte order
 //	next 0/4:   the masking key, if MASK is set
 //	the rest:   the payload
-func (fr *frameReader) next(grow func(n int) []byte) (frame, error) {
+//
+// A control frame comes back whole, its payload unmasked. For a data frame,
+// the payload is left to readPayload.
+func (fr *frameReader) next() (frame, error) {
 	var f frame
 	h := fr.head[:2]
 	if _, err := io.ReadFull(fr.r, h); err != nil {
@@ -117,18 +124,36 @@ func (fr *frameReader) next(grow func(n int) []byte) (frame, error) {
 	}
 	copy(f.maskKey[:], key)
 
-	// Only now, with the length checked against the limit, is memory set
-	// aside for the payload.
-	if f.opcode >= opClose {
-		f.payload = fr.control[:length]
-	} else {
-		f.payload = grow(int(length))
+	if f.opcode < opClose {
+		fr.remaining, fr.maskKey, fr.maskPos = length, f.maskKey, 0
+		return f, nil
 	}
+	f.payload = fr.control[:length]
 	if _, err := io.ReadFull(fr.r, f.payload); err != nil {
 		return f, unexpected(err)
 	}
 	maskFast(f.maskKey, f.payload)
 	return f, nil
+}
+
+// readPayload reads into p what has arrived of the data frame's payload, at
+// least one byte and at most len(p) or what is left of the frame, and
+// unmasks it. It waits only for the first byte: bytes that arrive are
+// handed over at once.
+func (fr *frameReader) readPayload(p []byte) (int, error) {
+	p = p[:min(uint64(len(p)), fr.remaining)]
+	n, err := fr.r.Read(p)
+	key := fr.maskKey
+	for i := range key { // the key as it lines up with p's first byte
+		key[i] = fr.maskKey[(fr.maskPos+i)%4]
+	}
+	maskFast(key, p[:n])
+	fr.maskPos += n
+	fr.remaining -= uint64(n)
+	if err != nil && fr.remaining > 0 {
+		return n, unexpected(err)
+	}
+	return n, nil
 }
 
 // check applies the rules a server enforces on every frame from a client,

@@ -26,7 +26,8 @@ var (
 
 var testKey = [4]byte{0x37, 0xfa, 0x21, 0x3d} // the key of the RFC's masked examples
 
-// decoder reads frames from stream into a growing buffer, the way Conn does.
+// decoder reads frames from stream into a growing buffer, the way Conn
+// does: a data frame's payload step by step, as it arrives.
 type decoder struct {
 	fr  frameReader
 	buf []byte
@@ -37,12 +38,25 @@ func newDecoder(r io.Reader, maxPayload uint64) *decoder {
 }
 
 func (d *decoder) next() (frame, error) {
-	return d.fr.next(func(n int) []byte {
-		if cap(d.buf) < n {
-			d.buf = make([]byte, n)
+	f, err := d.fr.next()
+	if err != nil || f.opcode >= opClose {
+		return f, err
+	}
+	d.buf = d.buf[:0]
+	for d.fr.remaining > 0 {
+		if len(d.buf) == cap(d.buf) { // double, but never past what the frame needs
+			bigger := make([]byte, len(d.buf), min(max(2*cap(d.buf), 64), len(d.buf)+int(d.fr.remaining)))
+			copy(bigger, d.buf)
+			d.buf = bigger
 		}
-		return d.buf[:n]
-	})
+		n, err := d.fr.readPayload(d.buf[len(d.buf):cap(d.buf)])
+		d.buf = d.buf[:len(d.buf)+n]
+		if err != nil {
+			return f, err
+		}
+	}
+	f.payload = d.buf
+	return f, nil
 }
 
 func TestDecodeTheRFCExamples(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -17,6 +18,7 @@ import (
 // WebSocket, answers 101 and takes the TCP connection over with Hijack.
 type upgrader struct {
 	origins []string // origins allowed besides the server's own host (-origin)
+	hosts   []string // host names allowed besides loopback ones (-host)
 	limits  *Limits
 	log     *slog.Logger
 }
@@ -61,7 +63,8 @@ func (u *upgrader) upgrade(w http.ResponseWriter, r *http.Request) *Conn {
 }
 
 // check applies the rules of RFC 6455 section 4.2.1, as chapter 03 did, then
-// the origin check. It returns the status to refuse with, or 0.
+// the origin check and the host check. It returns the status to refuse
+// with, or 0.
 func (u *upgrader) check(r *http.Request) (status int, reason, header string) {
 	switch {
 	case r.Method == http.MethodConnect:
@@ -74,6 +77,12 @@ func (u *upgrader) check(r *http.Request) (status int, reason, header string) {
 		return http.StatusBadRequest, `missing "Upgrade: websocket" (RFC 6455 section 4.2.1)`, ""
 	case !hasToken(r.Header.Values("Connection"), "upgrade"):
 		return http.StatusBadRequest, `"Connection" must include "Upgrade" (RFC 6455 section 4.2.1)`, ""
+	case r.ContentLength != 0 || len(r.TransferEncoding) > 0:
+		// After the 101, the bytes that follow the head are read as
+		// frames: a body there would be taken for them.
+		// Connection: close, so that net/http does not wait to read a body
+		// before it answers.
+		return http.StatusBadRequest, "the opening handshake is a GET without a body (RFC 6455 section 4.1): its bytes would be read as frames", "Connection: close"
 	case r.Header.Get("Sec-WebSocket-Version") != "13":
 		return http.StatusUpgradeRequired, fmt.Sprintf("unsupported Sec-WebSocket-Version %q: this server speaks 13 (RFC 6455 section 4.4)",
 			strings.Join(r.Header.Values("Sec-WebSocket-Version"), ", ")), "Sec-WebSocket-Version: 13"
@@ -87,6 +96,10 @@ func (u *upgrader) check(r *http.Request) (status int, reason, header string) {
 			return http.StatusForbidden, fmt.Sprintf("origin %q is not a web site's: pages from files or sandboxed frames may not open WebSockets here", origin), ""
 		}
 		return http.StatusForbidden, fmt.Sprintf("origin %q may not open WebSockets here (start the server with -origin %s to allow it)", origin, origin), ""
+	}
+	if !u.hostAllowed(r) {
+		return http.StatusForbidden, fmt.Sprintf("Host %q is not a loopback name, and this connection came in on loopback: "+
+			"refused as a possible DNS rebinding attack (start the server with -host NAME to allow a name)", r.Host), ""
 	}
 	return 0, "", ""
 }
@@ -114,6 +127,44 @@ func (u *upgrader) originAllowed(origin, host string) bool {
 		}
 	}
 	return false
+}
+
+// hostAllowed guards against DNS rebinding. A server on 127.0.0.1 is out of
+// other machines' reach, but not out of a browser's: a page on
+// evil.example can have its name re-resolved to 127.0.0.1 after it loads,
+// and its script then talks to this server as evil.example, with Host and
+// Origin both saying evil.example, which the origin check alone accepts.
+// Such a request gives itself away by its Host: a connection that came in
+// on a loopback address (whatever address the server listens on) must name
+// a loopback host, or one given with -host.
+func (u *upgrader) hostAllowed(r *http.Request) bool {
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok || !isLoopback(local) {
+		return true // from another machine: a browser there cannot rebind to our loopback
+	}
+	host, _, err := net.SplitHostPort(r.Host)
+	if err != nil {
+		host = strings.Trim(r.Host, "[]") // no port
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return true
+	}
+	for _, allowed := range u.hosts {
+		if strings.EqualFold(allowed, host) {
+			return true
+		}
+	}
+	return false
+}
+
+// isLoopback reports whether addr is a loopback address, such as
+// 127.0.0.1:8002 or [::1]:8002.
+func isLoopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }
 
 // hasToken reports whether comma-separated header values such as

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -16,24 +18,35 @@ import (
 // lock while it queues a message for every client, so no two messages can
 // be queued in different orders for two clients.
 //
-// A client never delays anyone else. Each has a queue of queueLen frames
-// and a goroutine that writes them out; broadcast only adds to queues, and
-// a client whose queue is full has fallen too far behind: it is dropped
-// with close code 1008.
+// A client never delays anyone else. Each has a queue and a goroutine that
+// writes out everything queued, in one system call; broadcast only adds to
+// queues. A client whose queue holds more than backlog bytes has fallen too
+// far behind through its own slowness (a client that reads keeps its queue
+// near empty, even in a storm of joins and leaves, and a sender may not
+// send faster than keepPace allows): it is dropped, and the others hear
+// that it left. If it still reads, it gets a close frame with 1008; if it
+// has stopped reading, it cannot, and its connection is closed within
+// CloseTimeout.
 type hub struct {
-	mu       sync.Mutex
-	clients  map[string]*client // by lower-case name
-	queueLen int
-	log      *slog.Logger
+	mu      sync.Mutex
+	clients map[string]*client // by lower-case name
+	online  []string           // their names, sorted, for the welcome
+	backlog int                // bytes a client's queue may hold
+	log     *slog.Logger
 }
 
 type client struct {
 	name    string
 	conn    *Conn
-	queue   chan []byte   // frames encoded once for everyone, waiting to be written
-	dropped chan struct{} // closed when the hub drops the client
-	reason  string        // why it left, set before dropped is closed
-	tooSlow bool          // dropped because its queue was full
+	wake    chan struct{} // holds a token when there is something for the writer to do
+	clearAt time.Time     // when what it has sent is paid for, at the room's rate (keepPace)
+
+	mu      sync.Mutex
+	queue   [][]byte // frames encoded once for everyone, waiting to be written
+	queued  int      // their bytes
+	dropped bool     // the hub has let the client go: the writer sends nothing more
+	tooSlow bool     // dropped because its queue was full, for reason:
+	reason  string
 }
 
 // event is what the room says, as JSON text messages. A client that joins
@@ -67,10 +80,16 @@ func (h *hub) join(name string, conn *Conn) (*client, error) {
 	if _, taken := h.clients[key]; taken {
 		return nil, fmt.Errorf("the name %q is taken", name)
 	}
-	c := &client{name: name, conn: conn, queue: make(chan []byte, h.queueLen), dropped: make(chan struct{})}
+	c := &client{name: name, conn: conn, wake: make(chan struct{}, 1)}
 	h.clients[key] = c
+	at, _ := slices.BinarySearch(h.online, name)
+	h.online = slices.Insert(h.online, at, name)
 	go c.writeQueue()
-	c.queue <- textFrame(event{Type: "welcome", Name: name, Online: h.onlineLocked()}) // the queue is empty: this never waits
+	// The welcome is the client's own, and in a big room it is big: it
+	// does not count against the backlog, which measures falling behind
+	// the room.
+	c.queue = append(c.queue, textFrame(event{Type: "welcome", Name: name, Online: h.online}))
+	c.signal()
 	h.broadcastLocked(event{Type: "join", Name: name})
 	return c, nil
 }
@@ -99,80 +118,144 @@ func (h *hub) say(from *client, text string) {
 	h.broadcastLocked(event{Type: "message", Name: from.name, Text: text})
 }
 
+// keepPace makes a sender that has just sent n bytes wait, if it sends
+// faster than rate bytes a second beyond a burst of a quarter second's
+// worth. A room's clients can only take messages as fast as their writers
+// get to run, and one client that pours in a thousand messages at once
+// would fill everyone's queue and have them all dropped as too slow. The
+// wait holds up only the sender: it reads nothing meanwhile, so what it
+// sends waits in its own socket. Only the client's reading goroutine calls
+// keepPace.
+func (c *client) keepPace(n, rate int) {
+	now := time.Now()
+	if c.clearAt.Before(now) {
+		c.clearAt = now
+	}
+	c.clearAt = c.clearAt.Add(time.Duration(n) * time.Second / time.Duration(rate))
+	if wait := c.clearAt.Sub(now) - time.Second/4; wait > 0 {
+		time.Sleep(wait)
+	}
+}
+
 // leave removes a client that has gone, and tells the others.
 func (h *hub) leave(c *client, reason string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.removeLocked(c, reason, false)
+	if h.removeLocked(c, reason, false) {
+		h.broadcastLocked(event{Type: "leave", Name: c.name, Reason: reason})
+	}
 }
 
-// removeLocked takes a client out of the room, once, and tells the others.
-func (h *hub) removeLocked(c *client, reason string, tooSlow bool) {
+// removeLocked takes a client out of the room, once, and reports whether
+// it was still in it.
+func (h *hub) removeLocked(c *client, reason string, tooSlow bool) bool {
 	key := strings.ToLower(c.name)
 	if h.clients[key] != c {
-		return // already gone
+		return false // already gone
 	}
 	delete(h.clients, key)
-	c.reason, c.tooSlow = reason, tooSlow
-	close(c.dropped)
-	h.broadcastLocked(event{Type: "leave", Name: c.name, Reason: reason})
+	if at, found := slices.BinarySearch(h.online, c.name); found {
+		h.online = slices.Delete(h.online, at, at+1)
+	}
+	c.drop(reason, tooSlow)
+	return true
 }
 
 // broadcastLocked encodes the event once, as a complete frame, and queues
-// it for every client. It never waits: a full queue drops its client.
+// it for every client. It never waits: a client whose queue is full is
+// dropped, and the others then hear that it left. Those leaves are
+// broadcast in turn, from a list rather than by recursion, so each drop is
+// logged and announced once, and the hub's lock is held for work in
+// proportion to what happened.
 func (h *hub) broadcastLocked(e event) {
-	frame := textFrame(e)
-	var tooSlow []*client
-	for _, c := range h.clients {
-		select {
-		case c.queue <- frame:
-		default:
-			tooSlow = append(tooSlow, c)
+	events := []event{e}
+	for len(events) > 0 {
+		frame := textFrame(events[0])
+		events = events[1:]
+		for _, c := range h.clients {
+			if c.push(frame, h.backlog) {
+				continue
+			}
+			reason := fmt.Sprintf("too slow: fell over %d bytes behind", h.backlog)
+			h.log.Info("chat client dropped", "name", c.name, "reason", "too slow")
+			h.removeLocked(c, reason, true) // deleting during range is safe in Go
+			events = append(events, event{Type: "leave", Name: c.name, Reason: reason})
 		}
 	}
-	for _, c := range tooSlow {
-		h.log.Info("chat client dropped", "name", c.name, "reason", "too slow")
-		h.removeLocked(c, fmt.Sprintf("too slow: fell %d messages behind", h.queueLen), true)
-	}
 }
 
-// textFrame encodes an event as a complete text frame.
+// textFrame encodes an event as a complete text frame. The JSON is
+// written as it is, without the escaping of <, > and & that json.Marshal
+// adds for HTML pages: a browser's JSON.parse does not need it, and it
+// would make a 4 KiB message of "<" a 24 KiB frame for every client.
 func textFrame(e event) []byte {
-	text, _ := json.Marshal(e) // an event has only strings: it always encodes
-	return appendFrame(nil, true, opText, text)
+	var text bytes.Buffer
+	enc := json.NewEncoder(&text)
+	enc.SetEscapeHTML(false)
+	enc.Encode(e) // an event has only strings: it always encodes
+	return appendFrame(nil, true, opText, bytes.TrimSuffix(text.Bytes(), []byte("\n")))
 }
 
-func (h *hub) onlineLocked() []string {
-	names := make([]string, 0, len(h.clients))
-	for _, c := range h.clients {
-		names = append(names, c.name)
+// push queues a frame for the client's writer, unless the queue would then
+// hold more than backlog bytes (an empty queue takes any frame). It never
+// waits.
+func (c *client) push(frame []byte, backlog int) bool {
+	c.mu.Lock()
+	fits := c.queued == 0 || c.queued+len(frame) <= backlog
+	if fits {
+		c.queue = append(c.queue, frame)
+		c.queued += len(frame)
 	}
-	slices.Sort(names)
-	return names
+	c.mu.Unlock()
+	if fits {
+		c.signal()
+	}
+	return fits
 }
 
-// writeQueue is the client's writer: it sends queued frames in order until
-// the hub drops the client. A client dropped for being too slow gets a
-// close frame that says so.
+// drop tells the client's writer to stop. A client dropped for being too
+// slow has its closing handshake started at once: a write stuck on it gives
+// up within CloseTimeout, and the writer then tries to send the close frame
+// that says why.
+func (c *client) drop(reason string, tooSlow bool) {
+	c.mu.Lock()
+	c.dropped, c.tooSlow, c.reason = true, tooSlow, reason
+	c.mu.Unlock()
+	if tooSlow {
+		c.conn.startClosing()
+	}
+	c.signal()
+}
+
+func (c *client) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default: // a token is already waiting: the writer will see this too
+	}
+}
+
+// writeQueue is the client's writer: it sends what is queued, all of it at
+// once, until the hub drops the client. A client dropped for being too slow
+// gets a close frame that says so, if it reads at all.
 func (c *client) writeQueue() {
-	for {
-		select {
-		case <-c.dropped:
-			// Checked first: a dropped client gets nothing more, even with
-			// frames still queued.
-			if c.tooSlow {
-				c.conn.Close(closePolicy, c.reason)
+	var batch [][]byte
+	for range c.wake {
+		c.mu.Lock()
+		batch, c.queue = c.queue, batch[:0]
+		c.queued = 0
+		dropped, tooSlow, reason := c.dropped, c.tooSlow, c.reason
+		c.mu.Unlock()
+		if dropped {
+			// A dropped client gets nothing more, even with frames queued.
+			if tooSlow {
+				c.conn.Close(closePolicy, reason)
 			}
 			return
-		default:
-			select {
-			case frame := <-c.queue:
-				if err := c.conn.writePrepared(frame); err != nil {
-					return // the connection is closing; its reader tells the hub
-				}
-			case <-c.dropped:
-				// handled at the top of the loop
-			}
+		}
+		err := c.conn.writePrepared(batch)
+		clear(batch) // let the frames go: the next batch reuses the slice
+		if err != nil {
+			return // the connection is closing; its reader tells the hub
 		}
 	}
 }

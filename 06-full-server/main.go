@@ -8,6 +8,7 @@
 //   - conn.go: a connection: messages reassembled from fragments, control
 //     frames, the closing handshake, keepalive pings, one writer at a time
 //   - hub.go: a chat room where a slow client never delays the others
+//   - limit.go: a cap on open connections, below the process's file limit
 //   - main.go (this file): settings, routes, logs and graceful shutdown
 //
 // The page at / is the chat room, which talks to /ws?name=NICK. /echo sends
@@ -39,6 +40,9 @@ var page []byte
 
 func main() {
 	cfg, addr, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0) // -h: the usage was asked for, and printed
+	}
 	if err != nil {
 		os.Exit(2) // the flag package has said what was wrong
 	}
@@ -73,34 +77,47 @@ func parseFlags(args []string, output io.Writer) (cfg config, addr string, err e
 	fs.SetOutput(output)
 	fs.StringVar(&addr, "addr", "127.0.0.1:8002", "host:port to listen on (port 0 picks a free one)")
 	origins := fs.String("origin", "", "comma-separated origins allowed besides the server's own host, e.g. http://localhost:3000")
+	hosts := fs.String("host", "", "comma-separated host names this server answers to on a loopback address, besides localhost, 127.0.0.1 and [::1]")
 	fs.IntVar(&cfg.echo.MaxMessage, "max-message", cfg.echo.MaxMessage, "largest /echo message in bytes")
 	fs.IntVar(&cfg.chat.MaxMessage, "max-chat-message", cfg.chat.MaxMessage, "largest chat message in bytes")
-	fs.IntVar(&cfg.queueLen, "chat-queue", cfg.queueLen, "chat messages a client may fall behind before it is dropped")
+	fs.IntVar(&cfg.chatBacklog, "chat-backlog", cfg.chatBacklog, "bytes of chat a client may fall behind before it is dropped")
+	fs.IntVar(&cfg.chatRate, "chat-rate", cfg.chatRate, "bytes a second a chat client may send, beyond a quarter second's burst; a faster one waits")
+	fs.IntVar(&cfg.maxConns, "max-conns", cfg.maxConns, "open connections at most; more are refused with 503 (0: a tenth below this process's file limit)")
+	fs.IntVar(&cfg.maxHeaderBytes, "max-header-bytes", cfg.maxHeaderBytes, "largest request head in bytes (net/http allows 4096 more)")
 	fs.DurationVar(&cfg.handshakeTimeout, "handshake-timeout", cfg.handshakeTimeout, "time a client has to send its handshake")
 	fs.DurationVar(&cfg.idleTimeout, "idle-timeout", cfg.idleTimeout, "how long a kept-alive HTTP connection may wait for its next request")
 	fs.DurationVar(&cfg.echo.PingInterval, "ping-interval", cfg.echo.PingInterval, "how often a quiet connection is pinged")
 	fs.DurationVar(&cfg.echo.PongTimeout, "pong-timeout", cfg.echo.PongTimeout, "how long a pinged peer has to answer")
 	fs.DurationVar(&cfg.echo.WriteTimeout, "write-timeout", cfg.echo.WriteTimeout, "how long one frame may take to send")
+	fs.DurationVar(&cfg.echo.CloseTimeout, "close-timeout", cfg.echo.CloseTimeout, "how long the closing handshake may take")
 	fs.DurationVar(&cfg.shutdownWait, "shutdown-wait", cfg.shutdownWait, "how long shutdown waits for connections to close")
 	if err := fs.Parse(args); err != nil {
 		return cfg, "", err
 	}
-	cfg.chat.PingInterval, cfg.chat.PongTimeout, cfg.chat.WriteTimeout = cfg.echo.PingInterval, cfg.echo.PongTimeout, cfg.echo.WriteTimeout
+	cfg.chat.PingInterval, cfg.chat.PongTimeout = cfg.echo.PingInterval, cfg.echo.PongTimeout
+	cfg.chat.WriteTimeout, cfg.chat.CloseTimeout = cfg.echo.WriteTimeout, cfg.echo.CloseTimeout
 	if *origins != "" {
 		cfg.origins = strings.Split(*origins, ",")
+	}
+	if *hosts != "" {
+		cfg.hosts = strings.Split(*hosts, ",")
 	}
 	return cfg, addr, nil
 }
 
 // config holds every setting, with its default in defaultConfig and a flag
-// in main.
+// in parseFlags.
 type config struct {
 	echo, chat       Limits
-	queueLen         int
+	chatBacklog      int // bytes a chat client's queue may hold
+	chatRate         int // bytes a second a chat client may send
+	maxConns         int // open connections, HTTP and WebSocket
+	maxHeaderBytes   int
 	handshakeTimeout time.Duration
 	idleTimeout      time.Duration // for HTTP connections between requests, not WebSockets
 	shutdownWait     time.Duration
-	origins          []string
+	origins          []string // allowed besides the server's own host
+	hosts            []string // names for Host besides loopback ones, when listening on loopback
 }
 
 func defaultConfig() config {
@@ -109,7 +126,10 @@ func defaultConfig() config {
 	return config{
 		echo:             defaultLimits,
 		chat:             chat,
-		queueLen:         64,
+		chatBacklog:      256 << 10,
+		chatRate:         64 << 10,
+		maxConns:         0, // a tenth below the file limit: see defaultMaxConns
+		maxHeaderBytes:   8 << 10,
 		handshakeTimeout: 10 * time.Second,
 		idleTimeout:      time.Minute,
 		shutdownWait:     2 * time.Second,
@@ -138,9 +158,9 @@ func newServer(cfg config, out io.Writer) *server {
 	s := &server{
 		cfg:   cfg,
 		log:   log,
-		hub:   &hub{clients: map[string]*client{}, queueLen: cfg.queueLen, log: log},
-		chat:  upgrader{origins: cfg.origins, limits: &cfg.chat, log: log},
-		echo:  upgrader{origins: cfg.origins, limits: &cfg.echo, log: log},
+		hub:   &hub{clients: map[string]*client{}, backlog: cfg.chatBacklog, log: log},
+		chat:  upgrader{origins: cfg.origins, hosts: cfg.hosts, limits: &cfg.chat, log: log},
+		echo:  upgrader{origins: cfg.origins, hosts: cfg.hosts, limits: &cfg.echo, log: log},
 		conns: map[*Conn]struct{}{},
 	}
 	mux := http.NewServeMux()
@@ -158,13 +178,21 @@ func newServer(cfg config, out io.Writer) *server {
 		ReadTimeout:       cfg.handshakeTimeout, // and so is a request body that never ends
 		WriteTimeout:      cfg.echo.WriteTimeout,
 		IdleTimeout:       cfg.idleTimeout, // a kept-alive HTTP connection with no next request
-		MaxHeaderBytes:    8 << 10,
+		MaxHeaderBytes:    cfg.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return s
 }
 
-func (s *server) serve(ln net.Listener) error { return s.http.Serve(ln) }
+// serve accepts connections from ln until shutdown, at most maxConns at a
+// time.
+func (s *server) serve(ln net.Listener) error {
+	limit := s.cfg.maxConns
+	if limit <= 0 {
+		limit = defaultMaxConns()
+	}
+	return s.http.Serve(&limitListener{Listener: ln, max: int64(limit), log: s.log})
+}
 
 // serveEcho upgrades a request for /echo and hands the connection to echo.
 //
@@ -225,6 +253,7 @@ func (s *server) chatMessages(conn *Conn, p peer) {
 			continue
 		}
 		s.hub.say(c, string(text))
+		c.keepPace(len(text), s.cfg.chatRate)
 	}
 }
 
@@ -293,8 +322,8 @@ func (s *server) shutdown() {
 	s.http.Shutdown(ctx)
 }
 
-// wait gives open connections up to shutdownWait to finish their closing
-// handshakes.
+// wait gives open connections the time shutdown gave them (shutdownWait),
+// and one CloseTimeout more, to finish their closing handshakes.
 func (s *server) wait() {
 	finished := make(chan struct{})
 	go func() { s.done.Wait(); close(finished) }()

@@ -50,7 +50,7 @@ func start(t testing.TB, change func(*config)) (string, *booktest.Output) {
 }
 
 func TestAcceptKey(t *testing.T) {
-	// RFC 6455 section 1.3, and the seed's key (computed with openssl).
+	// RFC 6455 section 1.3, and the study note's key (computed with openssl).
 	assert.Equal(t, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", acceptKey("dGhlIHNhbXBsZSBub25jZQ=="))
 	assert.Equal(t, "L20MgGk7EWIknfryFLsoBIZFu+I=", acceptKey("6ZCfv6CkFfxlP1ALZM7koQ=="))
 }
@@ -331,7 +331,7 @@ func TestChatHundredClientsSeeTheSameOrder(t *testing.T) {
 	// holds the whole burst, so that this test is about order alone (on a
 	// loaded machine, under -race, a reader may fall 64 behind; dropping it
 	// is TestChatDropsAClientThatStopsReading's subject).
-	addr, _ := start(t, func(c *config) { c.queueLen = clients * each })
+	addr, _ := start(t, func(c *config) { c.chatBacklog = 64 << 20 })
 	room := make([]*chatClient, clients)
 	for i := range room {
 		room[i] = joinChat(t, addr, fmt.Sprintf("c%03d", i))
@@ -386,7 +386,10 @@ func TestChatHundredClientsSeeTheSameOrder(t *testing.T) {
 // A client that stops reading is dropped with 1008 once its queue is full,
 // and meanwhile the others get every message at their own pace.
 func TestChatDropsAClientThatStopsReading(t *testing.T) {
-	addr, out := start(t, func(c *config) { c.queueLen = 16 })
+	addr, out := start(t, func(c *config) {
+		c.chatBacklog = 64 << 10
+		c.chatRate = 1 << 30 // fast fills the stuck client's buffers as fast as it can
+	})
 	stuck := joinChat(t, addr, "stuck")
 	stuck.next() // its welcome: it is in the room before fast joins; it reads nothing more
 	fast := joinChat(t, addr, "fast")
@@ -394,7 +397,7 @@ func TestChatDropsAClientThatStopsReading(t *testing.T) {
 	fast.next() // fast joined
 
 	// Messages of 4000 bytes fill the stuck client's socket buffers (a few
-	// MiB on loopback), then its queue of 16.
+	// MiB on loopback), then its queue of 64 KiB.
 	text := strings.Repeat("x", 4000)
 	dropped := false
 	for i := 0; !dropped; i++ {
@@ -406,7 +409,7 @@ func TestChatDropsAClientThatStopsReading(t *testing.T) {
 			if e.Type == "message" {
 				break
 			}
-			assert.Equal(t, event{Type: "leave", Name: "stuck", Reason: "too slow: fell 16 messages behind"}, e)
+			assert.Equal(t, event{Type: "leave", Name: "stuck", Reason: "too slow: fell over 65536 bytes behind"}, e)
 			dropped = true
 		}
 		// A hub that waited for the stuck client would stall here for the

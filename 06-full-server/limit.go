@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// limitListener caps the connections open at once. Each one costs a file
+// descriptor, and a process that runs out of them cannot accept anyone:
+// net/http then retries Accept in a loop while clients wait in the kernel's
+// queue until they give up. Past the cap, a client is told at once, with
+// 503 Service Unavailable and when to try again, before the handshake.
+type limitListener struct {
+	net.Listener
+	max     int64
+	log     *slog.Logger
+	open    atomic.Int64 // connections accepted and not yet closed
+	refusal atomic.Int64 // refusals being written now
+	refused atomic.Int64 // refusals not yet logged
+	logged  atomic.Int64 // when refusals were last logged, in Unix nanoseconds
+}
+
+// maxRefusing bounds the refusals in progress: each holds a descriptor
+// for up to a quarter second, and a flood past the cap must not exhaust
+// them.
+// Beyond it, a connection is closed without a word.
+const maxRefusing = 64
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		conn, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.open.Add(1) <= l.max {
+			return &countedConn{Conn: conn, open: &l.open}, nil
+		}
+		l.open.Add(-1)
+		l.logRefusal()
+		if l.refusal.Add(1) > maxRefusing {
+			l.refusal.Add(-1)
+			conn.Close()
+			continue
+		}
+		go func() {
+			defer l.refusal.Add(-1)
+			refuse(conn)
+		}()
+	}
+}
+
+// logRefusal logs refusals at most once a second, with how many there
+// were since the last line: a flood of connections must not become a
+// flood of log lines.
+func (l *limitListener) logRefusal() {
+	l.refused.Add(1)
+	now, last := time.Now().UnixNano(), l.logged.Load()
+	if now-last < int64(time.Second) || !l.logged.CompareAndSwap(last, now) {
+		return
+	}
+	l.log.Warn("connections refused", "count", l.refused.Swap(0), "reason", "at -max-conns", "open", l.max)
+}
+
+// refuse answers 503 without reading the request, then closes so that the
+// answer arrives: our side first, then the client's unread request is
+// drained for a moment. Closing with unread input would make the kernel
+// send a reset, which can destroy the answer before the client reads it.
+func refuse(conn net.Conn) {
+	const body = "too many connections: try again in a few seconds\n"
+	conn.SetDeadline(time.Now().Add(250 * time.Millisecond))
+	fmt.Fprintf(conn, "HTTP/1.1 503 Service Unavailable\r\n"+
+		"Retry-After: 5\r\n"+
+		"Content-Type: text/plain; charset=utf-8\r\n"+
+		"Content-Length: %d\r\n"+
+		"Connection: close\r\n\r\n%s", len(body), body)
+	if tcp, ok := conn.(*net.TCPConn); ok {
+		tcp.CloseWrite()
+	}
+	io.Copy(io.Discard, io.LimitReader(conn, 64<<10))
+	conn.Close()
+}
+
+// countedConn gives its place back when it is closed, once, however many
+// times Close is called (net/http and Conn may both close it).
+type countedConn struct {
+	net.Conn
+	open *atomic.Int64
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.open.Add(-1) })
+	return c.Conn.Close()
+}
+
+// CloseWrite lets Conn.finish half-close the TCP connection underneath.
+func (c *countedConn) CloseWrite() error {
+	if tcp, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return tcp.CloseWrite()
+	}
+	return nil
+}
+
+// defaultMaxConns stays below the process's limit on open files, keeping
+// a tenth of it (and at least 128) for everything else: the listener, the
+// refusals in progress, logs, and what net/http opens.
+func defaultMaxConns() int {
+	files := openFileLimit()
+	return max(files-max(files/10, 128), 1)
+}
