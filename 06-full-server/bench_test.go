@@ -211,7 +211,7 @@ func BenchmarkJoinBurst(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			servers[i] = newConn(server, bufio.NewReader(server), &limits)
+			servers[i] = newConn(server, bufio.NewReader(server), &limits, &messageMemory{max: 1 << 30})
 			go countFrames(client, joins-i+1, &heard, &dropped) // its welcome, its join and those after it
 		}
 		h := newServer(defaultConfig(), io.Discard).hub

@@ -34,7 +34,8 @@ type Conn struct {
 	netConn net.Conn
 	frames  frameReader
 	limits  *Limits
-	message []byte // the message being read, reused from one message to the next
+	memory  *messageMemory // shared by every connection: what message buffers may hold in all
+	message []byte         // the message being read, reused from one message to the next; its capacity is taken from memory
 
 	writeMu   sync.Mutex   // held while a frame is written: one writer at a time
 	writeBuf  []byte       // frames are encoded here, under writeMu
@@ -63,11 +64,12 @@ var defaultLimits = Limits{
 	CloseTimeout: 3 * time.Second,
 }
 
-func newConn(netConn net.Conn, br *bufio.Reader, limits *Limits) *Conn {
+func newConn(netConn net.Conn, br *bufio.Reader, limits *Limits, memory *messageMemory) *Conn {
 	c := &Conn{
 		netConn: netConn,
 		frames:  frameReader{r: br, maxPayload: uint64(limits.MaxMessage)},
 		limits:  limits,
+		memory:  memory,
 	}
 	c.pinger = time.AfterFunc(limits.PingInterval, c.ping)
 	return c
@@ -89,7 +91,7 @@ func (e *CloseError) Error() string { return fmt.Sprintf("closed with %d %q", e.
 // error that ended it.
 func (c *Conn) ReadMessage() (opcode byte, payload []byte, err error) {
 	if cap(c.message) > keepMessageBuffer {
-		c.message = nil // let a rare huge message's memory go
+		c.releaseMessage() // let a rare huge message's memory go
 	}
 	c.message = c.message[:0]
 	var text utf8Checker
@@ -151,7 +153,11 @@ func (c *Conn) readPayload(isText, fin bool, text *utf8Checker) error {
 	for c.frames.remaining > 0 {
 		c.setReadDeadline()
 		start := len(c.message)
-		n, err := c.frames.readPayload(c.room(int(min(c.frames.remaining, uint64(c.limits.MaxMessage)))))
+		room, err := c.room(int(min(c.frames.remaining, uint64(c.limits.MaxMessage))))
+		if err != nil {
+			return err
+		}
+		n, err := c.frames.readPayload(room)
 		c.message = c.message[:start+n]
 		if err != nil {
 			return err
@@ -167,29 +173,44 @@ func (c *Conn) readPayload(isText, fin bool, text *utf8Checker) error {
 }
 
 // keepMessageBuffer is the largest message buffer a connection keeps for
-// the next message: a connection that once got 16 MiB should not hold them.
-const keepMessageBuffer = 1 << 20
+// the next message: a connection that once got 16 MiB should not hold them
+// while it idles. Only what a buffer holds beyond it is taken from the
+// shared messageMemory, so idle connections cannot use that up.
+const keepMessageBuffer = 64 << 10
 
 // firstStep is the most a message buffer grows by before any of its bytes
 // have arrived.
 const firstStep = 4 << 10
 
 // room returns free space after the message for up to want more bytes.
-// The buffer grows in steps no larger than what the message already holds
-// (and firstStep to begin with), so its size follows the bytes that have
-// arrived: a peer that declares 16 MiB and sends one byte costs us 4 KiB.
-func (c *Conn) room(want int) []byte {
+// The buffer grows only when it is full, and then doubles (from firstStep,
+// and never past MaxMessage), so its size follows the bytes that have
+// arrived: a peer that declares 16 MiB and sends one byte costs us
+// 4 KiB, and one that sends 3 MiB of it, 4 MiB. What it holds beyond
+// keepMessageBuffer is taken from the memory all connections share; when
+// that is used up, the message is refused with 1013 (try again later).
+func (c *Conn) room(want int) ([]byte, error) {
 	start := len(c.message)
-	if free := cap(c.message) - start; free < want && free < max(start, firstStep) {
-		// Double, to make growing by many steps cheap, but never past
-		// the limit.
-		step := min(want, max(start, firstStep))
-		bigger := make([]byte, start, min(max(start+step, 2*cap(c.message)), c.limits.MaxMessage))
+	if start == cap(c.message) {
+		size := min(max(2*start, firstStep), c.limits.MaxMessage)
+		if !c.memory.take(beyondKeep(size) - beyondKeep(cap(c.message))) {
+			return nil, fail(closeTryAgainLater, "the server has no memory left for messages just now: try again later")
+		}
+		bigger := make([]byte, start, size)
 		copy(bigger, c.message)
 		c.message = bigger
 	}
-	return c.message[start:min(cap(c.message), start+want)]
+	return c.message[start:min(cap(c.message), start+want)], nil
 }
+
+// releaseMessage lets the message buffer go, and gives its memory back.
+func (c *Conn) releaseMessage() {
+	c.memory.give(beyondKeep(cap(c.message)))
+	c.message = nil
+}
+
+// beyondKeep is what a buffer of size bytes takes from messageMemory.
+func beyondKeep(size int) int { return max(size-keepMessageBuffer, 0) }
 
 // setReadDeadline gives the next read until the peer must have shown it is
 // alive (PingInterval + PongTimeout), or until the closing handshake must
@@ -382,8 +403,11 @@ func (c *Conn) finish() {
 	c.shutdown()
 }
 
-// shutdown closes the TCP connection and stops the keepalive timer.
+// shutdown closes the TCP connection, stops the keepalive timer and gives
+// back the message buffer's memory. Like finish, only the reading goroutine
+// calls it, or the code that would have started one.
 func (c *Conn) shutdown() {
 	c.pinger.Stop()
 	c.netConn.Close()
+	c.releaseMessage()
 }

@@ -28,6 +28,7 @@ const (
 	closeInvalidData   = 1007 // a text message that is not UTF-8
 	closePolicy        = 1008 // a rule of this server, such as a chat client too slow to keep up
 	closeTooBig        = 1009 // a message over the limit
+	closeTryAgainLater = 1013 // no memory for the message just now (IANA's registry, after RFC 6455)
 )
 
 // protocolError is a reason to fail the connection: the close code to send

@@ -20,6 +20,7 @@ type upgrader struct {
 	origins []string // origins allowed besides the server's own host (-origin)
 	hosts   []string // host names allowed besides loopback ones (-host)
 	limits  *Limits
+	memory  *messageMemory // shared by both upgraders' connections
 	log     *slog.Logger
 }
 
@@ -59,7 +60,7 @@ func (u *upgrader) upgrade(w http.ResponseWriter, r *http.Request) *Conn {
 	}
 	netConn.SetDeadline(time.Time{})
 	// rw.Reader may already hold the client's first frames: read on from it.
-	return newConn(netConn, rw.Reader, u.limits)
+	return newConn(netConn, rw.Reader, u.limits, u.memory)
 }
 
 // check applies the rules of RFC 6455 section 4.2.1, as chapter 03 did, then

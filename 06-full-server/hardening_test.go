@@ -327,3 +327,45 @@ func TestAWelcomeBiggerThanTheBacklogArrives(t *testing.T) {
 	}
 	assert.NotContains(t, out.String(), "chat client dropped")
 }
+
+// Many peers that each send most of a large message and stall cannot take
+// all the server's memory: past -max-message-memory, a message is refused
+// with 1013 (try again later), and the memory is given back when the
+// connections end.
+func TestMessagesShareABoundedMemory(t *testing.T) {
+	addr, _ := start(t, func(c *config) { c.maxMessageMemory = 8 << 20 })
+	frame := booktest.ClientFrame(0x82, make([]byte, 16<<20), testKey)[:14+3<<20] // a 16 MiB frame, 3 MiB of it sent
+	var refused int
+	var stalled []*booktest.WS
+	for range 4 {
+		ws := booktest.DialWS(t, addr, "/echo")
+		_, err := ws.Write(frame)
+		require.NoError(t, err)
+		ws.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		f, err := ws.ReadFrame()
+		if err == nil {
+			require.Equal(t, byte(opClose), f.Opcode)
+			assert.Equal(t, closeTryAgainLater, booktest.CloseCode(f.Payload))
+			refused++
+		}
+		stalled = append(stalled, ws)
+	}
+	// Each stalled peer holds 4 MiB (its 3 MiB, in a buffer that doubled):
+	// two fit in 8 MiB, the others are refused.
+	assert.Equal(t, 2, refused)
+
+	for _, ws := range stalled {
+		ws.Close()
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		ws := booktest.DialWS(t, addr, "/echo")
+		require.NoError(t, ws.Send(0x82, make([]byte, 6<<20)))
+		op, got, err := ws.ReadMessage()
+		ws.Close()
+		if err == nil && op == opBinary {
+			assert.Len(t, got, 6<<20)
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the memory was never given back: %v %d", err, op)
+	}
+}

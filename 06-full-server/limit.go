@@ -113,3 +113,25 @@ func defaultMaxConns() int {
 	files := openFileLimit()
 	return max(files-max(files/10, 128), 1)
 }
+
+// messageMemory bounds the memory that all connections together hold for
+// the messages they are reading. MaxMessage keeps one peer from taking
+// much; this keeps many peers, each sending most of a large message and
+// then stalling, from taking it all: 1,100 of them holding 15 MiB each
+// would need 16 GiB.
+type messageMemory struct {
+	max  int64
+	used atomic.Int64
+}
+
+// take sets n bytes aside, if they fit under max.
+func (m *messageMemory) take(n int) bool {
+	if m.used.Add(int64(n)) > m.max {
+		m.used.Add(-int64(n))
+		return false
+	}
+	return true
+}
+
+// give returns n bytes that take set aside.
+func (m *messageMemory) give(n int) { m.used.Add(-int64(n)) }

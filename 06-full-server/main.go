@@ -80,6 +80,7 @@ func parseFlags(args []string, output io.Writer) (cfg config, addr string, err e
 	hosts := fs.String("host", "", "comma-separated host names this server answers to on a loopback address, besides localhost, 127.0.0.1 and [::1]")
 	fs.IntVar(&cfg.echo.MaxMessage, "max-message", cfg.echo.MaxMessage, "largest /echo message in bytes")
 	fs.IntVar(&cfg.chat.MaxMessage, "max-chat-message", cfg.chat.MaxMessage, "largest chat message in bytes")
+	fs.Int64Var(&cfg.maxMessageMemory, "max-message-memory", cfg.maxMessageMemory, "bytes all connections together may hold for messages being read; past it a message gets 1013")
 	fs.IntVar(&cfg.chatBacklog, "chat-backlog", cfg.chatBacklog, "bytes of chat a client may fall behind before it is dropped")
 	fs.IntVar(&cfg.chatRate, "chat-rate", cfg.chatRate, "bytes a second a chat client may send, beyond a quarter second's burst; a faster one waits")
 	fs.IntVar(&cfg.maxConns, "max-conns", cfg.maxConns, "open connections at most; more are refused with 503 (0: a tenth below this process's file limit)")
@@ -113,6 +114,7 @@ type config struct {
 	chatRate         int // bytes a second a chat client may send
 	maxConns         int // open connections, HTTP and WebSocket
 	maxHeaderBytes   int
+	maxMessageMemory int64 // for the messages being read, all connections together
 	handshakeTimeout time.Duration
 	idleTimeout      time.Duration // for HTTP connections between requests, not WebSockets
 	shutdownWait     time.Duration
@@ -130,6 +132,7 @@ func defaultConfig() config {
 		chatRate:         64 << 10,
 		maxConns:         0, // a tenth below the file limit: see defaultMaxConns
 		maxHeaderBytes:   8 << 10,
+		maxMessageMemory: 1 << 30,
 		handshakeTimeout: 10 * time.Second,
 		idleTimeout:      time.Minute,
 		shutdownWait:     2 * time.Second,
@@ -155,12 +158,13 @@ type server struct {
 
 func newServer(cfg config, out io.Writer) *server {
 	log := slog.New(slog.NewTextHandler(out, nil))
+	memory := &messageMemory{max: cfg.maxMessageMemory}
 	s := &server{
 		cfg:   cfg,
 		log:   log,
 		hub:   &hub{clients: map[string]*client{}, backlog: cfg.chatBacklog, log: log},
-		chat:  upgrader{origins: cfg.origins, hosts: cfg.hosts, limits: &cfg.chat, log: log},
-		echo:  upgrader{origins: cfg.origins, hosts: cfg.hosts, limits: &cfg.echo, log: log},
+		chat:  upgrader{origins: cfg.origins, hosts: cfg.hosts, limits: &cfg.chat, memory: memory, log: log},
+		echo:  upgrader{origins: cfg.origins, hosts: cfg.hosts, limits: &cfg.echo, memory: memory, log: log},
 		conns: map[*Conn]struct{}{},
 	}
 	mux := http.NewServeMux()
