@@ -176,7 +176,7 @@ func (c *Conn) readPayload(isText, fin bool, text *utf8Checker) error {
 // the next message: a connection that once got 16 MiB should not hold them
 // while it idles. Only what a buffer holds beyond it is taken from the
 // shared messageMemory, so idle connections cannot use that up.
-const keepMessageBuffer = 64 << 10
+const keepMessageBuffer = 1 << 20
 
 // firstStep is the most a message buffer grows by before any of its bytes
 // have arrived.

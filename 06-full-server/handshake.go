@@ -99,7 +99,7 @@ func (u *upgrader) check(r *http.Request) (status int, reason, header string) {
 		return http.StatusForbidden, fmt.Sprintf("origin %q may not open WebSockets here (start the server with -origin %s to allow it)", origin, origin), ""
 	}
 	if !u.hostAllowed(r) {
-		return http.StatusForbidden, fmt.Sprintf("Host %q is not a loopback name, and this connection came in on loopback: "+
+		return http.StatusForbidden, fmt.Sprintf("Host %q names neither localhost nor an IP address, and this connection came in on loopback: "+
 			"refused as a possible DNS rebinding attack (start the server with -host NAME to allow a name)", r.Host), ""
 	}
 	return 0, "", ""
@@ -137,7 +137,9 @@ func (u *upgrader) originAllowed(origin, host string) bool {
 // Origin both saying evil.example, which the origin check alone accepts.
 // Such a request gives itself away by its Host: a connection that came in
 // on a loopback address (whatever address the server listens on) must name
-// a loopback host, or one given with -host.
+// localhost, an IP address (rebinding needs a name that DNS answers for,
+// which an address is not, so [::]:8002 is fine), or a name given with
+// -host.
 func (u *upgrader) hostAllowed(r *http.Request) bool {
 	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	if !ok || !isLoopback(local) {
@@ -150,7 +152,7 @@ func (u *upgrader) hostAllowed(r *http.Request) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+	if net.ParseIP(host) != nil {
 		return true
 	}
 	for _, allowed := range u.hosts {

@@ -169,6 +169,8 @@ func TestDNSRebindingIsRefused(t *testing.T) {
 		{"127.0.0.1:" + port, 101},
 		{"[::1]:" + port, 101},
 		{"LOCALHOST:" + port, 101},
+		{"[::]:" + port, 101}, // what the server prints when it listens on every address
+		{"0.0.0.0:" + port, 101},
 		{"127.0.0.1.evil.example:" + port, 403},
 	} {
 		t.Run(tc.host, func(t *testing.T) {
