@@ -19,21 +19,27 @@ import (
 // skip into a failure. .ci/run sets it: in CI the browser tests must run.
 const RequireBrowserEnv = "WSBOOK_REQUIRE_BROWSER"
 
-// chromiumPath finds the system's Chromium. WSBOOK_CHROMIUM overrides the
-// search for readers whose browser lives elsewhere.
-func chromiumPath() string {
-	if p := os.Getenv("WSBOOK_CHROMIUM"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return ""
+// ChromiumEnv names the environment variable that points at a Chromium
+// binary, for readers whose browser lives elsewhere.
+const ChromiumEnv = "WSBOOK_CHROMIUM"
+
+// chromiumPath finds the system's Chromium. ChromiumEnv overrides the
+// search; when it names no executable file, chromiumPath returns "" and
+// missing says so, naming the path. Without ChromiumEnv and without a
+// Chromium on the PATH, it returns "" and a message saying how to get one.
+func chromiumPath() (path, missing string) {
+	if p := os.Getenv(ChromiumEnv); p != "" {
+		if info, err := os.Stat(p); err != nil || info.IsDir() || info.Mode().Perm()&0o111 == 0 {
+			return "", fmt.Sprintf("%s=%s is not an executable Chromium; unset it to search the PATH, or point it at a Chromium or Chrome binary", ChromiumEnv, p)
 		}
-		return p
+		return p, ""
 	}
 	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"} {
 		if p, err := exec.LookPath(name); err == nil {
-			return p
+			return p, ""
 		}
 	}
-	return ""
+	return "", "no Chromium found. Install it (e.g. apt-get install chromium) or point " + ChromiumEnv + " at a Chrome binary to run it."
 }
 
 // Browser starts a fresh headless Chromium for one test and returns a
@@ -41,12 +47,12 @@ func chromiumPath() string {
 // a message saying how to get it, unless RequireBrowserEnv is set.
 func Browser(t testing.TB) context.Context {
 	t.Helper()
-	path := chromiumPath()
+	path, missing := chromiumPath()
 	if path == "" {
 		if os.Getenv(RequireBrowserEnv) != "" {
-			t.Fatalf("%s is set but no Chromium was found: install it (apt-get install chromium) or set WSBOOK_CHROMIUM", RequireBrowserEnv)
+			t.Fatalf("%s is set, so the browser tests must run, but: %s", RequireBrowserEnv, missing)
 		}
-		t.Skip("browser test skipped: no Chromium found. Install it (e.g. apt-get install chromium) or point WSBOOK_CHROMIUM at a Chrome binary to run it.")
+		t.Skip("browser test skipped: " + missing)
 	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
