@@ -274,7 +274,13 @@ func TestATooSlowClientIsCutOffPromptly(t *testing.T) {
 // not get the clients who read at full speed dropped: past its rate it
 // waits, and what it sends waits in its own socket.
 func TestAFloodingSenderDropsNobody(t *testing.T) {
-	const readers, burst = 50, 40
+	t.Run("big messages", func(t *testing.T) { floodTheRoom(t, 40, 4000) })
+	// Empty messages cost the room a frame each too (about 40 bytes).
+	t.Run("empty messages", func(t *testing.T) { floodTheRoom(t, 2000, 0) })
+}
+
+func floodTheRoom(t *testing.T, burst, size int) {
+	const readers = 50
 	addr, out := start(t, func(c *config) { c.chatBacklog = 32 << 10 }) // the default rate: a 16 KiB burst
 	var dropped sync.Map
 	var wg sync.WaitGroup
@@ -298,8 +304,8 @@ func TestAFloodingSenderDropsNobody(t *testing.T) {
 	}
 	flooder := joinChat(t, addr, "flooder")
 	var flood []byte
-	for range burst { // 160 KB in one write, each message as big as the chat allows
-		flood = append(flood, booktest.ClientFrame(0x81, []byte(strings.Repeat("<", 4000)), testKey)...)
+	for range burst { // all in one write
+		flood = append(flood, booktest.ClientFrame(0x81, []byte(strings.Repeat("<", size)), testKey)...)
 	}
 	go func() {
 		flooder.Write(flood)

@@ -109,18 +109,21 @@ func validName(name string) error {
 }
 
 // say sends a client's message to the room.
-func (h *hub) say(from *client, text string) {
+// It returns the size of the frame each client gets, which is what the
+// message costs the room (an empty message is still a frame with a name).
+func (h *hub) say(from *client, text string) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.clients[strings.ToLower(from.name)] != from {
-		return // dropped meanwhile
+		return 0 // dropped meanwhile
 	}
-	h.broadcastLocked(event{Type: "message", Name: from.name, Text: text})
+	return h.broadcastLocked(event{Type: "message", Name: from.name, Text: text})
 }
 
-// keepPace makes a sender that has just sent n bytes wait, if it sends
-// faster than rate bytes a second beyond a burst of a quarter second's
-// worth. A room's clients can only take messages as fast as their writers
+// keepPace makes a sender whose message has just cost the room n bytes
+// (the frame every client gets, which an empty message has too) wait, if
+// it sends faster than rate bytes a second beyond a burst of a quarter
+// second's worth. A room's clients can only take messages as fast as their writers
 // get to run, and one client that pours in a thousand messages at once
 // would fill everyone's queue and have them all dropped as too slow. The
 // wait holds up only the sender: it reads nothing meanwhile, so what it
@@ -167,11 +170,16 @@ func (h *hub) removeLocked(c *client, reason string, tooSlow bool) bool {
 // broadcast in turn, from a list rather than by recursion, so each drop is
 // logged and announced once, and the hub's lock is held for work in
 // proportion to what happened.
-func (h *hub) broadcastLocked(e event) {
+//
+// It returns the size of e's frame.
+func (h *hub) broadcastLocked(e event) (size int) {
 	events := []event{e}
 	for len(events) > 0 {
 		frame := textFrame(events[0])
 		events = events[1:]
+		if size == 0 {
+			size = len(frame)
+		}
 		for _, c := range h.clients {
 			if c.push(frame, h.backlog) {
 				continue
@@ -182,6 +190,7 @@ func (h *hub) broadcastLocked(e event) {
 			events = append(events, event{Type: "leave", Name: c.name, Reason: reason})
 		}
 	}
+	return size
 }
 
 // textFrame encodes an event as a complete text frame. The JSON is

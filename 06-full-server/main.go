@@ -256,8 +256,7 @@ func (s *server) chatMessages(conn *Conn, p peer) {
 			conn.Close(closeUnsupported, "the chat takes text messages")
 			continue
 		}
-		s.hub.say(c, string(text))
-		c.keepPace(len(text), s.cfg.chatRate)
+		c.keepPace(s.hub.say(c, string(text)), s.cfg.chatRate)
 	}
 }
 
