@@ -17,12 +17,13 @@ import (
 // 503 Service Unavailable and when to try again, before the handshake.
 type limitListener struct {
 	net.Listener
-	max     int64
-	log     *slog.Logger
-	open    atomic.Int64 // connections accepted and not yet closed
-	refusal atomic.Int64 // refusals being written now
-	refused atomic.Int64 // refusals not yet logged
-	logged  atomic.Int64 // when refusals were last logged, in Unix nanoseconds
+	max      int64
+	log      *slog.Logger
+	open     atomic.Int64 // connections accepted and not yet closed
+	refusal  atomic.Int64 // refusals being written now
+	refused  atomic.Int64 // refusals not yet logged
+	logged   atomic.Int64 // when refusals were last logged, in Unix nanoseconds
+	flushing atomic.Bool  // a line of refusals is scheduled
 }
 
 // maxRefusing bounds the refusals in progress: each holds a descriptor
@@ -56,14 +57,24 @@ func (l *limitListener) Accept() (net.Conn, error) {
 
 // logRefusal logs refusals at most once a second, with how many there
 // were since the last line: a flood of connections must not become a
-// flood of log lines.
+// flood of log lines. The line comes a second after the last one at the
+// latest, so the end of a flood is counted too.
 func (l *limitListener) logRefusal() {
 	l.refused.Add(1)
-	now, last := time.Now().UnixNano(), l.logged.Load()
-	if now-last < int64(time.Second) || !l.logged.CompareAndSwap(last, now) {
-		return
+	if !l.flushing.CompareAndSwap(false, true) {
+		return // a line that counts this refusal is already on its way
 	}
-	l.log.Warn("connections refused", "count", l.refused.Swap(0), "reason", "at -max-conns", "open", l.max)
+	wait := time.Duration(l.logged.Load() + int64(time.Second) - time.Now().UnixNano())
+	time.AfterFunc(max(wait, 0), l.flushRefusals)
+}
+
+// flushRefusals writes the line logRefusal scheduled.
+func (l *limitListener) flushRefusals() {
+	l.flushing.Store(false)
+	l.logged.Store(time.Now().UnixNano())
+	if n := l.refused.Swap(0); n > 0 {
+		l.log.Warn("connections refused", "count", n, "reason", "at -max-conns", "open", l.max)
+	}
 }
 
 // refuse answers 503 without reading the request, then closes so that the
