@@ -35,7 +35,7 @@ type Conn struct {
 	frames  frameReader
 	limits  *Limits
 	memory  *messageMemory // shared by every connection: what message buffers may hold in all
-	message []byte         // the message being read, reused from one message to the next; its capacity is taken from memory
+	message []byte         // the message being read, reused from one message to the next (see room)
 
 	writeMu   sync.Mutex   // held while a frame is written: one writer at a time
 	writeBuf  []byte       // frames are encoded here, under writeMu

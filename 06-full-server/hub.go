@@ -84,12 +84,12 @@ func (h *hub) join(name string, conn *Conn) (*client, error) {
 	h.clients[key] = c
 	at, _ := slices.BinarySearch(h.online, name)
 	h.online = slices.Insert(h.online, at, name)
-	go c.writeQueue()
 	// The welcome is the client's own, and in a big room it is big: it
 	// does not count against the backlog, which measures falling behind
-	// the room.
+	// the room. It is queued before the writer starts.
 	c.queue = append(c.queue, textFrame(event{Type: "welcome", Name: name, Online: h.online}))
 	c.signal()
+	go c.writeQueue()
 	h.broadcastLocked(event{Type: "join", Name: name})
 	return c, nil
 }
@@ -108,9 +108,9 @@ func validName(name string) error {
 	return nil
 }
 
-// say sends a client's message to the room.
-// It returns the size of the frame each client gets, which is what the
-// message costs the room (an empty message is still a frame with a name).
+// say sends a client's message to the room. It returns the size of the
+// frame each client gets, which is what the message costs the room (an
+// empty message is still a frame with a name).
 func (h *hub) say(from *client, text string) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -123,9 +123,9 @@ func (h *hub) say(from *client, text string) int {
 // keepPace makes a sender whose message has just cost the room n bytes
 // (the frame every client gets, which an empty message has too) wait, if
 // it sends faster than rate bytes a second beyond a burst of a quarter
-// second's worth. A room's clients can only take messages as fast as their writers
-// get to run, and one client that pours in a thousand messages at once
-// would fill everyone's queue and have them all dropped as too slow. The
+// second's worth. A room's clients can only take messages as fast as their
+// writers get to run, and one client that pours in a thousand messages at
+// once would fill everyone's queue and have them all dropped as too slow. The
 // wait holds up only the sender: it reads nothing meanwhile, so what it
 // sends waits in its own socket. Only the client's reading goroutine calls
 // keepPace.

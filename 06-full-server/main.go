@@ -8,7 +8,8 @@
 //   - conn.go: a connection: messages reassembled from fragments, control
 //     frames, the closing handshake, keepalive pings, one writer at a time
 //   - hub.go: a chat room where a slow client never delays the others
-//   - limit.go: a cap on open connections, below the process's file limit
+//   - limit.go: what all connections share: a cap on how many are open, and
+//     on the memory their messages may hold
 //   - main.go (this file): settings, routes, logs and graceful shutdown
 //
 // The page at / is the chat room, which talks to /ws?name=NICK. /echo sends
@@ -77,7 +78,7 @@ func parseFlags(args []string, output io.Writer) (cfg config, addr string, err e
 	fs.SetOutput(output)
 	fs.StringVar(&addr, "addr", "127.0.0.1:8002", "host:port to listen on (port 0 picks a free one)")
 	origins := fs.String("origin", "", "comma-separated origins allowed besides the server's own host, e.g. http://localhost:3000")
-	hosts := fs.String("host", "", "comma-separated host names this server answers to on a loopback address, besides localhost, 127.0.0.1 and [::1]")
+	hosts := fs.String("host", "", "comma-separated host names allowed on connections that come in on loopback, besides localhost and IP addresses")
 	fs.IntVar(&cfg.echo.MaxMessage, "max-message", cfg.echo.MaxMessage, "largest /echo message in bytes")
 	fs.IntVar(&cfg.chat.MaxMessage, "max-chat-message", cfg.chat.MaxMessage, "largest chat message in bytes")
 	fs.Int64Var(&cfg.maxMessageMemory, "max-message-memory", cfg.maxMessageMemory, "bytes all connections together may hold for messages being read; past it a message gets 1013")
@@ -94,6 +95,22 @@ func parseFlags(args []string, output io.Writer) (cfg config, addr string, err e
 	fs.DurationVar(&cfg.shutdownWait, "shutdown-wait", cfg.shutdownWait, "how long shutdown waits for connections to close")
 	if err := fs.Parse(args); err != nil {
 		return cfg, "", err
+	}
+	// Sizes and the rate divide or bound memory: 0 or less would be no
+	// limit, or a crash.
+	for _, v := range []struct {
+		name  string
+		value int64
+	}{
+		{"max-message", int64(cfg.echo.MaxMessage)}, {"max-chat-message", int64(cfg.chat.MaxMessage)},
+		{"max-message-memory", cfg.maxMessageMemory}, {"chat-backlog", int64(cfg.chatBacklog)},
+		{"chat-rate", int64(cfg.chatRate)}, {"max-header-bytes", int64(cfg.maxHeaderBytes)},
+	} {
+		if v.value <= 0 {
+			err := fmt.Errorf("-%s must be above 0, not %d", v.name, v.value)
+			fmt.Fprintln(output, err)
+			return cfg, "", err
+		}
 	}
 	cfg.chat.PingInterval, cfg.chat.PongTimeout = cfg.echo.PingInterval, cfg.echo.PongTimeout
 	cfg.chat.WriteTimeout, cfg.chat.CloseTimeout = cfg.echo.WriteTimeout, cfg.echo.CloseTimeout
@@ -119,7 +136,7 @@ type config struct {
 	idleTimeout      time.Duration // for HTTP connections between requests, not WebSockets
 	shutdownWait     time.Duration
 	origins          []string // allowed besides the server's own host
-	hosts            []string // names for Host besides loopback ones, when listening on loopback
+	hosts            []string // names for Host besides localhost and IP addresses, on connections that came in on loopback
 }
 
 func defaultConfig() config {

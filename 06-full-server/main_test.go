@@ -581,6 +581,11 @@ func TestFlags(t *testing.T) {
 
 	_, _, err = parseFlags([]string{"-max-message", "lots"}, io.Discard)
 	assert.Error(t, err)
+	// A rate of 0 would divide by zero at the first chat message.
+	for _, flag := range []string{"-chat-rate", "-max-message", "-chat-backlog", "-max-message-memory"} {
+		_, _, err = parseFlags([]string{flag, "0"}, io.Discard)
+		assert.ErrorContains(t, err, flag+" must be above 0", flag)
+	}
 }
 
 // The docs show what -h prints.

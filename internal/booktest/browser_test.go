@@ -86,21 +86,22 @@ document.getElementById("field").value = location.host;
 	before := page()
 	require.Equal(t, "ws://"+host+"/ws | "+host+" | token x81z", before)
 
-	changed, err := chromedp.Run(ctx, chromedp.Evaluate[int](showForDocsScript(nil)))
-	require.NoError(t, err)
-	assert.Equal(t, 3, changed, "one text, one field and the style that hides the caret")
-	assert.Equal(t, "ws://127.0.0.1:8002/ws | 127.0.0.1:8002 | token x81z", page())
-	_, err = chromedp.Run(ctx, chromedp.Evaluate[int](undoShowForDocs))
-	require.NoError(t, err)
-	assert.Equal(t, before, page())
-
-	changed, err = chromedp.Run(ctx, chromedp.Evaluate[int](showForDocsScript([]string{"x81z", "abc1"})))
-	require.NoError(t, err)
-	assert.Equal(t, 4, changed, "two texts, one field and the style")
-	assert.Equal(t, "ws://127.0.0.1:8002/ws | 127.0.0.1:8002 | token abc1", page())
-	_, err = chromedp.Run(ctx, chromedp.Evaluate[int](undoShowForDocs))
-	require.NoError(t, err)
-	assert.Equal(t, before, page())
+	for _, tt := range []struct {
+		replace []string
+		changed int
+		want    string
+	}{
+		{nil, 3, "ws://127.0.0.1:8002/ws | 127.0.0.1:8002 | token x81z"},                      // one text, one field, the style that hides the caret
+		{[]string{"x81z", "abc1"}, 4, "ws://127.0.0.1:8002/ws | 127.0.0.1:8002 | token abc1"}, // and a second text
+	} {
+		changed, err := chromedp.Run(ctx, chromedp.Evaluate[int](showForDocsScript(tt.replace)))
+		require.NoError(t, err)
+		assert.Equal(t, tt.changed, changed, "texts, fields and styles changed for %q", tt.replace)
+		assert.Equal(t, tt.want, page())
+		_, err = chromedp.Run(ctx, chromedp.Evaluate[int](undoShowForDocs))
+		require.NoError(t, err)
+		assert.Equal(t, before, page(), "the page put back after %q", tt.replace)
+	}
 	styles, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("style").length`))
 	require.NoError(t, err)
 	assert.Zero(t, styles)
