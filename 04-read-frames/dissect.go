@@ -1,10 +1,8 @@
 package main
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"strings"
 	"unicode/utf8"
 )
@@ -84,14 +82,12 @@ func more(length, shown int) string {
 // messageSum follows the frames of one message. A sender may split a
 // message into several frames (RFC 6455 section 5.4): the first carries the
 // opcode, the rest are continuations, and the last has FIN set. Chromium
-// does this with large messages. messageSum hashes the payload as it
-// passes, so the terminal can show the same SHA-256 as the page without
-// keeping the message.
+// does this with large messages. messageSum counts the frames and the
+// bytes as they pass, without keeping the message.
 type messageSum struct {
 	opcode byte // of the message in progress; 0 between messages
 	frames int
 	size   int
-	hash   hash.Hash
 }
 
 // add takes the next data frame and, when it ends a message, returns a
@@ -103,16 +99,14 @@ func (m *messageSum) add(f frame) (string, error) {
 	case f.opcode != opContinuation && m.opcode != 0:
 		return "", errors.New("new message started before the last one ended (RFC 6455 section 5.4)")
 	case f.opcode != opContinuation:
-		*m = messageSum{opcode: f.opcode, hash: sha256.New()}
+		*m = messageSum{opcode: f.opcode}
 	}
 	m.frames++
 	m.size += len(f.payload)
-	m.hash.Write(f.payload)
 	if !f.fin {
 		return "", nil
 	}
-	line := fmt.Sprintf("message: %s, %d bytes in %d frame(s), sha-256 starts %x",
-		opcodeNames[m.opcode], m.size, m.frames, m.hash.Sum(nil)[:8])
+	line := fmt.Sprintf("message: %s, %d bytes in %d frame(s)", opcodeNames[m.opcode], m.size, m.frames)
 	m.opcode = 0
 	return line, nil
 }

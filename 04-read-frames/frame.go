@@ -26,28 +26,15 @@ type frame struct {
 	masked  bool    // whether the sender masked the payload (clients must)
 	maskKey [4]byte // the key the payload was masked with
 	header  []byte  // the header as it arrived, 2 to 14 bytes, valid until the next frame is read
-	payload []byte  // the unmasked payload, valid until the next frame is read
+	payload []byte  // the unmasked payload
 }
 
-// frameReader decodes frames from a stream. It keeps one payload buffer and
-// reuses it for every frame, so reading frames costs no allocations once
-// the buffer has grown to the size of the largest payload, up to
-// keepBuffer: a buffer grown past that for a rare huge frame is let go.
+// frameReader decodes frames from a stream, one at a time.
 type frameReader struct {
 	r          *bufio.Reader
 	maxPayload uint64   // frames with a longer payload are refused
 	head       [14]byte // the longest header: 2 + 8 bytes of length + 4 of mask key
-	buf        []byte
 }
-
-// keepBuffer is the largest buffer a connection keeps from one frame to the
-// next: one that once got a 16 MiB frame should not hold 16 MiB for the
-// rest of its life.
-const keepBuffer = 1 << 20 // 1 MiB
-
-// payloadStep is the most memory set aside for a payload before any of it
-// has arrived. Beyond that the buffer grows with what arrives.
-const payloadStep = 64 << 10 // 64 KiB
 
 // next reads one frame, following the layout of RFC 6455 section 5.2:
 //
@@ -61,9 +48,6 @@ const payloadStep = 64 << 10 // 64 KiB
 // TCP may deliver a frame in pieces, or several frames at once; reading
 // each part with io.ReadFull takes care of both.
 func (fr *frameReader) next() (frame, error) {
-	if cap(fr.buf) > keepBuffer {
-		fr.buf = nil // the last frame was huge: let its memory go
-	}
 	var f frame
 	h := fr.head[:2]
 	if _, err := io.ReadFull(fr.r, h); err != nil {
@@ -114,38 +98,20 @@ func (fr *frameReader) next() (frame, error) {
 	f.header = h
 
 	// Only now, with the length checked against the limit, is memory set
-	// aside for the payload, and only as fast as the payload arrives.
-	payload, err := fr.readPayload(int(length))
+	// aside for the payload, and only as fast as the payload arrives: the
+	// length is what the peer declared, and a peer may declare 16 MiB and
+	// send one byte. io.ReadAll grows its buffer with the bytes it reads,
+	// and the LimitReader stops it at the end of this frame.
+	payload, err := io.ReadAll(io.LimitReader(fr.r, int64(length)))
 	if err != nil {
-		return f, unexpected(err)
+		return f, err
 	}
+	if uint64(len(payload)) < length {
+		return f, io.ErrUnexpectedEOF // the peer hung up inside the payload
+	}
+	mask(f.maskKey, payload) // check has refused unmasked frames
 	f.payload = payload
-	if f.masked {
-		maskFast(f.maskKey, f.payload)
-	}
 	return f, nil
-}
-
-// readPayload reads an n-byte payload into the reader's buffer. n is what
-// the peer declared, and a peer may declare 16 MiB and send one byte, so
-// the buffer grows with the bytes that arrive instead: when it is full and
-// more is due, it doubles, to at least payloadStep and at most n.
-func (fr *frameReader) readPayload(n int) ([]byte, error) {
-	buf := fr.buf[:0]
-	for len(buf) < n {
-		if len(buf) == cap(buf) {
-			bigger := make([]byte, len(buf), min(n, max(2*cap(buf), payloadStep)))
-			copy(bigger, buf)
-			buf = bigger
-		}
-		got, err := io.ReadFull(fr.r, buf[len(buf):min(n, cap(buf))])
-		buf = buf[:len(buf)+got]
-		if err != nil {
-			return nil, err
-		}
-	}
-	fr.buf = buf
-	return buf, nil
 }
 
 // check applies the rules a server enforces on every frame from a client,
@@ -185,18 +151,4 @@ func mask(key [4]byte, b []byte) {
 	for i := range b {
 		b[i] ^= key[i%4]
 	}
-}
-
-// maskFast does what mask does, eight bytes at a time: the 4-byte key
-// repeated twice is one 64-bit word, and the payload is XORed with it a
-// word at a time. The bytes after the last whole word start at a multiple
-// of 8, so the key lines up with them from its first byte again.
-func maskFast(key [4]byte, b []byte) {
-	word := uint64(binary.LittleEndian.Uint32(key[:]))
-	word |= word << 32
-	n := len(b) &^ 7
-	for i := 0; i < n; i += 8 {
-		binary.LittleEndian.PutUint64(b[i:], binary.LittleEndian.Uint64(b[i:])^word)
-	}
-	mask(key, b[n:])
 }

@@ -14,10 +14,7 @@ package main
 
 import (
 	"bufio"
-	"crypto/sha1"
 	_ "embed"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,7 +24,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -123,281 +119,15 @@ func (s *server) handle(conn net.Conn) {
 	case req.method == "GET" && path == "/":
 		respond(conn, "200 OK", "text/html; charset=utf-8", page)
 	case path == "/ws":
-		s.upgrade(conn, br, req, query.Get("inspect"))
+		if s.upgrade(conn, req) {
+			s.echo(conn, br, query.Get("inspect"))
+		}
 	case req.method == "GET" && path == "/inspect":
 		s.inspections.serve(conn, query.Get("token"))
 	default:
 		respond(conn, "404 Not Found", "text/plain; charset=utf-8",
 			[]byte("chapter 05 serves its page at /, WebSocket connections at /ws and frame details at /inspect\n"))
 	}
-}
-
-var errHeadTooLarge = errors.New("request head too large")
-
-// readHead reads the request head: every line up to and including the empty
-// line that ends it. TCP is a stream of bytes, not of messages: one Read may
-// return half a line, or the head and the start of whatever follows. The
-// bufio.Reader hides that, and whatever it read past the head stays in it
-// for the next stage (from chapter 03 on, the WebSocket is read from the
-// same reader).
-func readHead(r *bufio.Reader, limit int) ([]byte, error) {
-	var head []byte
-	lineStart := 0
-	for {
-		chunk, err := r.ReadSlice('\n')
-		if len(head)+len(chunk) > limit {
-			return nil, errHeadTooLarge
-		}
-		head = append(head, chunk...)
-		if err == bufio.ErrBufferFull {
-			continue // a line longer than the reader's buffer: keep reading it
-		}
-		if err != nil {
-			return nil, err
-		}
-		line := head[lineStart:]
-		if string(line) == "\r\n" || string(line) == "\n" {
-			return head, nil
-		}
-		lineStart = len(head)
-	}
-}
-
-// request is a parsed request head. Header fields keep the order and the
-// spelling they arrived with; lookups ignore case.
-type request struct {
-	method, target, proto string
-	major, minor          int // the digits of proto, as numbers: 1 and 1 for HTTP/1.1
-	fields                []field
-}
-
-type field struct{ name, value string }
-
-// header returns the value of the named field, whatever case either side
-// uses (RFC 9110 section 5.1: field names are case-insensitive). A field sent
-// more than once is joined with commas, as RFC 9110 section 5.3 allows.
-func (r *request) header(name string) string {
-	var values []string
-	for _, f := range r.fields {
-		if strings.EqualFold(f.name, name) {
-			values = append(values, f.value)
-		}
-	}
-	return strings.Join(values, ", ")
-}
-
-// parseHead turns the bytes of a request head into a request. It accepts
-// lines ending in CRLF, or in a bare LF as RFC 9112 section 2.2 allows, and
-// refuses anything it cannot read unambiguously. A version other than
-// HTTP/1.x is refused with an error that wraps errHTTPVersion.
-func parseHead(head []byte) (*request, error) {
-	lines := strings.Split(strings.TrimSuffix(string(head), "\n"), "\n")
-	for i := range lines {
-		lines[i] = strings.TrimSuffix(lines[i], "\r")
-	}
-	if len(lines) < 2 || lines[len(lines)-1] != "" {
-		return nil, errors.New("request head does not end with an empty line")
-	}
-	lines = lines[:len(lines)-1]
-
-	// The request line: METHOD SP TARGET SP VERSION (RFC 9112 section 3).
-	parts := strings.Split(lines[0], " ")
-	if len(parts) != 3 || !isToken(parts[0]) || parts[1] == "" || !isHTTPVersion(parts[2]) {
-		return nil, fmt.Errorf("malformed request line %q", lines[0])
-	}
-	req := &request{method: parts[0], target: parts[1], proto: parts[2]}
-	// isHTTPVersion has checked the shape HTTP/d.d. The digits are compared
-	// as numbers from here on, never as text.
-	req.major, req.minor = int(req.proto[5]-'0'), int(req.proto[7]-'0')
-
-	// Header fields: NAME ":" OWS VALUE OWS (RFC 9110 section 5).
-	hosts := 0
-	for _, line := range lines[1:] {
-		if line == "" {
-			return nil, errors.New("empty line inside the request head")
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			return nil, fmt.Errorf("folded header line %q (obsolete line folding is refused, RFC 9112 section 5.2)", line)
-		}
-		name, value, ok := strings.Cut(line, ":")
-		if !ok {
-			return nil, fmt.Errorf("header line without a colon: %q", line)
-		}
-		if !isToken(name) {
-			return nil, fmt.Errorf("invalid header name %q", name)
-		}
-		value = strings.Trim(value, " \t")
-		if strings.ContainsFunc(value, isControl) {
-			return nil, fmt.Errorf("control character in the value of header %q", name)
-		}
-		if strings.EqualFold(name, "Host") {
-			hosts++
-		}
-		req.fields = append(req.fields, field{name, value})
-	}
-
-	// The head reads as HTTP/1, but it must also be a request we can
-	// serve. Another major version means another message syntax, which we
-	// do not speak (RFC 9110 sections 2.5 and 15.6.6). Two Host fields
-	// leave it unclear which host the request is for.
-	if req.major != 1 {
-		return nil, fmt.Errorf("%w %q: this server speaks HTTP/1.1 (RFC 9110 section 15.6.6)", errHTTPVersion, req.proto)
-	}
-	if hosts > 1 {
-		return nil, errors.New("more than one Host header (RFC 9112 section 3.2)")
-	}
-	return req, nil
-}
-
-// errHTTPVersion marks the refusal of a request whose major version is not
-// 1: the answer is 505, not 400.
-var errHTTPVersion = errors.New("unsupported HTTP version")
-
-// isToken reports whether s is an HTTP token: the characters allowed in a
-// method or a header name (RFC 9110 section 5.6.2).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return true
-}
-
-// isHTTPVersion reports whether s looks like "HTTP/1.1".
-func isHTTPVersion(s string) bool {
-	return len(s) == 8 && strings.HasPrefix(s, "HTTP/") &&
-		s[5] >= '0' && s[5] <= '9' && s[6] == '.' && s[7] >= '0' && s[7] <= '9'
-}
-
-// isControl reports the characters a header value may not hold: every ASCII
-// control character but tab.
-func isControl(c rune) bool {
-	return c < 0x20 && c != '\t' || c == 0x7f
-}
-
-// handshakeFields are the fields chapter 03 needs to answer a WebSocket
-// upgrade (RFC 6455 section 4.2.1).
-var handshakeFields = []string{"Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version"}
-
-// table renders the request for the terminal: the request line, every field
-// in the order received (the handshake's marked with *), then the handshake's
-// fields looked up by lower-case name to show that case does not matter.
-func (r *request) table() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s %s\n", r.method, r.target, r.proto)
-	for _, f := range r.fields {
-		mark := " "
-		for _, name := range handshakeFields {
-			if strings.EqualFold(f.name, name) {
-				mark = "*"
-			}
-		}
-		fmt.Fprintf(&b, "%s %-26s %s\n", mark, f.name, f.value)
-	}
-	b.WriteString("* the handshake needs these; looked up in lower case:\n")
-	for _, name := range handshakeFields {
-		lower := strings.ToLower(name)
-		fmt.Fprintf(&b, "  %-26s %q\n", lower, r.header(lower))
-	}
-	return b.String()
-}
-
-// upgrade answers a request for /ws: a refusal with the reason, or the
-// 101 response that turns this TCP connection into a WebSocket.
-func (s *server) upgrade(conn net.Conn, br *bufio.Reader, req *request, token string) {
-	from := conn.RemoteAddr()
-	if r := checkUpgrade(req); r != nil {
-		fmt.Fprintf(s.out, "--- %s: %s, %s ---\n\n", from, r.status, r.reason)
-		refuse(conn, r.status, r.reason, r.header...)
-		return
-	}
-	accept := acceptKey(req.header("Sec-WebSocket-Key"))
-	fmt.Fprintf(conn, "HTTP/1.1 101 Switching Protocols\r\n"+
-		"Upgrade: websocket\r\n"+
-		"Connection: Upgrade\r\n"+
-		"Sec-WebSocket-Accept: %s\r\n"+
-		"\r\n", accept)
-	fmt.Fprintf(s.out, "--- %s: 101 Switching Protocols, Sec-WebSocket-Accept: %s ---\n\n", from, accept)
-	s.echo(conn, br, token)
-}
-
-// refusal is a handshake the server will not accept: the status to answer
-// with, any header that status calls for, and the reason in words.
-type refusal struct {
-	status string
-	header []string
-	reason string
-}
-
-// checkUpgrade applies the rules of RFC 6455 section 4.2.1 to a request for
-// the WebSocket endpoint. It checks the version before the key: a client
-// of another version may send a key of another shape, and what it needs to
-// hear is 426 and the version we speak. It returns nil for a valid opening
-// handshake.
-func checkUpgrade(req *request) *refusal {
-	bad := func(reason string) *refusal { return &refusal{status: "400 Bad Request", reason: reason} }
-	// A body on the handshake has no place to go: once we answer 101, its
-	// bytes would be read as WebSocket frames.
-	withBody := func(field string) *refusal {
-		return bad(fmt.Sprintf("the opening handshake must not have a body (a GET body has no defined meaning, RFC 9110 section 9.3.1), but it has %q",
-			field+": "+req.header(field)))
-	}
-	switch {
-	case req.method != "GET":
-		return &refusal{"405 Method Not Allowed", []string{"Allow: GET"},
-			"the opening handshake must be a GET request (RFC 6455 section 4.1), not " + req.method}
-	case req.minor < 1: // parseHead has refused every major version but 1
-		return bad("the opening handshake needs HTTP/1.1 or higher (RFC 6455 section 4.1), not " + req.proto)
-	case req.header("Transfer-Encoding") != "":
-		return withBody("Transfer-Encoding")
-	case req.header("Content-Length") != "" && req.header("Content-Length") != "0":
-		return withBody("Content-Length")
-	case req.header("Host") == "":
-		return bad("missing Host header (RFC 6455 section 4.1)")
-	case !hasToken(req.header("Upgrade"), "websocket"):
-		return bad(`missing "Upgrade: websocket" (RFC 6455 section 4.2.1)`)
-	case !hasToken(req.header("Connection"), "upgrade"):
-		return bad(`"Connection" must include "Upgrade" (RFC 6455 section 4.2.1)`)
-	case req.header("Sec-WebSocket-Version") != "13":
-		// Name the version we speak, so that the client can retry with it
-		// (RFC 6455 section 4.4).
-		return &refusal{"426 Upgrade Required", []string{"Sec-WebSocket-Version: 13"},
-			fmt.Sprintf("unsupported Sec-WebSocket-Version %q: this server speaks 13 (RFC 6455 section 4.4)", req.header("Sec-WebSocket-Version"))}
-	}
-	key := req.header("Sec-WebSocket-Key")
-	if nonce, err := base64.StdEncoding.DecodeString(key); err != nil || len(nonce) != 16 {
-		return bad(fmt.Sprintf("Sec-WebSocket-Key %q is not 16 bytes in base64 (RFC 6455 section 4.1)", key))
-	}
-	return nil
-}
-
-// hasToken reports whether a comma-separated header value such as
-// "keep-alive, Upgrade" holds token, ignoring case.
-func hasToken(list, token string) bool {
-	for _, item := range strings.Split(list, ",") {
-		if strings.EqualFold(strings.TrimSpace(item), token) {
-			return true
-		}
-	}
-	return false
-}
-
-// websocketGUID is the fixed string of RFC 6455 section 1.3. A server that
-// is not a WebSocket server will not know it, so a correct accept value
-// shows the client that the server understood the handshake: a plain HTTP
-// server or cache cannot answer one by accident.
-const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-// acceptKey computes Sec-WebSocket-Accept: the base64 of the SHA-1 hash of
-// the client's key, as sent, followed by the GUID (RFC 6455 section 4.2.2).
-func acceptKey(key string) string {
-	sum := sha1.Sum([]byte(key + websocketGUID))
-	return base64.StdEncoding.EncodeToString(sum[:])
 }
 
 // echo decodes and dissects frames as chapter 04 did, and now answers them:
@@ -410,7 +140,6 @@ func (s *server) echo(conn net.Conn, br *bufio.Reader, token string) {
 	from := conn.RemoteAddr()
 	frames := &frameReader{r: br, maxPayload: s.maxPayload}
 	var message messageSum
-	var reply []byte // one buffer, reused for every frame we send, kept up to keepBuffer
 	defer s.inspections.forget(token)
 	for n := 1; ; n++ {
 		conn.SetReadDeadline(time.Now().Add(s.idleTimeout))
@@ -422,7 +151,7 @@ func (s *server) echo(conn net.Conn, br *bufio.Reader, token string) {
 		fmt.Fprintf(s.out, "--- %s: frame %d, %d bytes on the wire ---\n%s",
 			from, n, len(f.header)+len(f.payload), dissect(f))
 		if f.opcode == opClose {
-			reply = appendFrame(reply[:0], true, opClose, f.payload)
+			reply := appendFrame(nil, true, opClose, f.payload)
 			s.send(conn, reply)
 			fmt.Fprintf(s.out, "  reply       % x (close)\n\n--- %s: close frame answered: hanging up ---\n\n", reply, from)
 			return
@@ -436,7 +165,7 @@ func (s *server) echo(conn net.Conn, br *bufio.Reader, token string) {
 			fmt.Fprintf(s.out, "\n--- %s: connection over: %v ---\n\n", from, err)
 			return
 		}
-		reply = appendFrame(reply[:0], f.fin, f.opcode, f.payload)
+		reply := appendFrame(nil, f.fin, f.opcode, f.payload)
 		// Recorded before it is sent: a page that fetches /inspect as soon
 		// as the echo arrives must find this frame, not the one before.
 		s.inspections.record(token, f, reply)
@@ -445,9 +174,6 @@ func (s *server) echo(conn net.Conn, br *bufio.Reader, token string) {
 			return
 		}
 		fmt.Fprintf(s.out, "  reply       %d bytes, header % x\n", len(reply), reply[:len(reply)-len(f.payload)])
-		if cap(reply) > keepBuffer {
-			reply = nil // as frameReader does: let a huge frame's memory go
-		}
 		if summary != "" {
 			fmt.Fprintf(s.out, "  %s, echoed\n", summary)
 		}
@@ -461,75 +187,6 @@ func (s *server) send(conn net.Conn, frame []byte) error {
 	conn.SetWriteDeadline(time.Now().Add(s.writeTimeout))
 	_, err := conn.Write(frame)
 	return err
-}
-
-// inspections keeps, for each page that asked with ?inspect=TOKEN, the
-// last frame its WebSocket sent and the server's reply. The page fetches
-// them from GET /inspect?token=TOKEN; an entry lives as long as its
-// WebSocket, so memory grows only with the number of open connections.
-type inspections struct {
-	mu   sync.Mutex
-	last map[string]inspection
-}
-
-// inspection shows the start of each frame as hex, byte by byte.
-type inspection struct {
-	Received struct {
-		Header  string `json:"header"`  // as on the wire: with the mask bit and key
-		Wire    string `json:"wire"`    // the first payload bytes, still masked
-		Payload string `json:"payload"` // the same bytes, unmasked
-		Length  int    `json:"length"`
-	} `json:"received"`
-	Reply struct {
-		Header  string `json:"header"`
-		Payload string `json:"payload"`
-		Length  int    `json:"length"`
-	} `json:"reply"`
-}
-
-const inspectBytes = 16 // how much of each payload the inspector shows
-
-// record keeps the start of a frame and of its reply under token,
-// replacing what was kept before.
-func (in *inspections) record(token string, f frame, reply []byte) {
-	if token == "" || len(token) > 64 {
-		return
-	}
-	var i inspection
-	shown := abbreviate(f.payload, inspectBytes)
-	wire := append([]byte(nil), shown...)
-	mask(f.maskKey, wire)
-	i.Received.Header = fmt.Sprintf("% x", f.header)
-	i.Received.Wire = fmt.Sprintf("% x", wire)
-	i.Received.Payload = fmt.Sprintf("% x", shown)
-	i.Received.Length = len(f.payload)
-	i.Reply.Header = fmt.Sprintf("% x", reply[:len(reply)-len(f.payload)])
-	i.Reply.Payload = fmt.Sprintf("% x", shown)
-	i.Reply.Length = len(f.payload)
-
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	in.last[token] = i
-}
-
-// forget drops what was kept under token, when its connection ends.
-func (in *inspections) forget(token string) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	delete(in.last, token)
-}
-
-// serve answers GET /inspect?token=TOKEN with the last inspection as JSON.
-func (in *inspections) serve(conn net.Conn, token string) {
-	in.mu.Lock()
-	i, ok := in.last[token]
-	in.mu.Unlock()
-	if !ok {
-		respond(conn, "404 Not Found", "text/plain; charset=utf-8", []byte("nothing recorded for that token\n"))
-		return
-	}
-	body, _ := json.Marshal(i)
-	respond(conn, "200 OK", "application/json", body)
 }
 
 // respond writes a complete HTTP/1.1 response by hand: a status line, the

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -476,7 +475,7 @@ func TestEchoOverTheWire(t *testing.T) {
 			assert.True(t, bytes.Equal(payload, got), "%d bytes", n)
 		}
 	}
-	out.WaitFor(t, "bytes in 1 frame(s), sha-256 starts")
+	out.WaitFor(t, "bytes in 1 frame(s), echoed")
 }
 
 func TestFragmentsAreEchoedAsTheyCame(t *testing.T) {
@@ -669,16 +668,10 @@ func TestBrowserGetsEveryBoundaryBackAndInspectsIt(t *testing.T) {
 	for _, n := range []int{0, 125, 126, 65535, 65536, 1 << 20} {
 		for _, kind := range []string{"text", "binary"} {
 			booktest.Do(t, ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf("#%s-%d", kind, n))))
-			payload := textPayload(n)
-			if kind == "binary" {
-				payload = binaryPayload(n)
-			}
-			sum := fmt.Sprintf("%x", sha256.Sum256(payload))[:16]
-			// The page compares the echo with what it sent...
-			booktest.WaitForText(t, ctx, "#log", fmt.Sprintf("echo %s %d B, sha-256 starts %s: identical", kind, n, sum))
-			// ...and the server decoded the same bytes.
+			// The page compares the echo with what it sent, byte by byte...
+			booktest.WaitForText(t, ctx, "#log", fmt.Sprintf("echo %s %d B: identical", kind, n))
+			// ...and the server decoded a message of that size.
 			out.WaitFor(t, fmt.Sprintf("message: %s, %d bytes in ", kind, n))
-			out.WaitFor(t, fmt.Sprintf("sha-256 starts %s, echoed\n", sum))
 		}
 	}
 	assert.NotContains(t, booktest.Text(t, ctx, "#log"), "DIFFERENT")
@@ -687,7 +680,7 @@ func TestBrowserGetsEveryBoundaryBackAndInspectsIt(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS("#msg"), "Hello"),
 		chromedp.Click(chromedp.CSS("#send")),
 	)
-	booktest.WaitForText(t, ctx, "#log", "echo text 5 B, sha-256 starts 185f8db32271fe25: identical")
+	booktest.WaitForText(t, ctx, "#log", "echo text 5 B: identical")
 	booktest.WaitForText(t, ctx, "#inspector", "48 65 6c 6c 6f")
 	inspector := booktest.Text(t, ctx, "#inspector")
 	for _, want := range []string{
