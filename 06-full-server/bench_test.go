@@ -129,8 +129,8 @@ func BenchmarkBroadcast(b *testing.B) {
 	const clients = 1000
 	addr, _ := start(b, func(c *config) {
 		c.chatBacklog = 4 << 20
-		c.chatRate = 1 << 30            // one client sends every message: measure the room, not its pacing
-		c.chat.PingInterval = time.Hour // the clients below count frames and answer no pings
+		c.chatRate = 1 << 30              // one client sends every message: measure the room, not its pacing
+		c.limits.PingInterval = time.Hour // the clients below count frames and answer no pings
 	})
 	text := []byte(strings.Repeat("x", 1<<10))
 	room := make([]*benchClient, clients)
@@ -193,7 +193,8 @@ func BenchmarkJoinBurst(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer ln.Close()
-	limits := defaultConfig().chat
+	limits := defaultConfig().limits
+	limits.MaxMessage = defaultConfig().maxChatMessage
 	var cpu time.Duration
 	for b.Loop() {
 		b.StopTimer()
@@ -233,7 +234,7 @@ func BenchmarkJoinBurst(b *testing.B) {
 		b.StopTimer()
 		for i, c := range clients {
 			h.leave(c, "left")
-			servers[i].shutdown()
+			servers[i].closeNow()
 		}
 		b.StartTimer()
 	}

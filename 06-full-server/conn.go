@@ -14,22 +14,25 @@ import (
 
 // Conn is one WebSocket connection, after the handshake.
 //
-// Who may do what with a Conn, which the code enforces:
+// The goroutines that touch a Conn, and what each may do:
 //
-//   - One goroutine reads: ReadMessage, which also answers pings and the
-//     peer's close. It sets the read deadline (which only startClosing,
-//     below, may shorten) and resets the keepalive timer, and it closes the
-//     TCP connection at the end (finish, shutdown); a failed write closes
-//     it too.
-//   - Any number of goroutines may write (WriteMessage, Close, the chat's
-//     writer): every frame goes out under writeMu, one at a time.
-//   - The keepalive timer's goroutine sends a ping when the peer has been
-//     quiet for PingInterval; the reader drops the peer if nothing arrives
-//     for PingInterval + PongTimeout.
-//   - Any goroutine may start the closing handshake (Close). From then on,
-//     every read and write must be done within CloseTimeout: a write stuck
-//     on a peer that does not read gives up then, and so does the reader
-//     waiting for the peer's close frame.
+//   - The reading goroutine (echoMessages or chatMessages in main.go) calls
+//     ReadMessage, which also answers pings and the peer's close frame. It
+//     alone sets the read deadline and resets the keepalive timer, and it
+//     alone ends the connection: closeGracefully after a closing handshake,
+//     closeNow when the connection broke.
+//   - Writers: the reading goroutine (the echo, pongs, the answer to a close
+//     frame), the chat room's writer goroutine for this client
+//     (writePrepared), the keepalive timer's goroutine (ping) and any
+//     goroutine that calls Close. Every frame goes out through writeLocked
+//     under writeMu, one at a time. A failed write closes the TCP
+//     connection, so that the reader fails too and ends the connection.
+//   - Any goroutine may start the closing handshake with Close: the reader
+//     after a protocol error, the chat room for a client too slow to keep
+//     up, the server's shutdown. From then on every read and write must be
+//     done within CloseTimeout (setCloseDeadline): a write stuck on a peer
+//     that does not read gives up then, and so does the reader waiting for
+//     the peer's close frame.
 type Conn struct {
 	netConn net.Conn
 	frames  frameReader
@@ -256,9 +259,9 @@ func (c *Conn) closeReceived(payload []byte) error {
 	}
 	// Echo the status code, as section 5.5.1 suggests, then close the TCP
 	// connection: the server closes it first (section 7.1.1).
-	c.startClosing()
+	c.setCloseDeadline()
 	c.writeFrame(opClose, payload[:min(len(payload), 2)])
-	c.finish()
+	c.closeGracefully()
 	return &CloseError{Code: code, Reason: reason}
 }
 
@@ -269,10 +272,10 @@ func (c *Conn) failed(err error) error {
 	var pe *protocolError
 	if errors.As(err, &pe) {
 		c.Close(pe.code, pe.reason)
-		c.finish()
+		c.closeGracefully()
 		return &CloseError{Code: pe.code, Reason: pe.reason}
 	}
-	c.shutdown()
+	c.closeNow()
 	if errors.Is(err, io.EOF) {
 		return io.ErrUnexpectedEOF // gone without a close frame (status 1006)
 	}
@@ -326,7 +329,7 @@ func (c *Conn) writeLocked(isClose bool, frame []byte, pieces [][]byte) error {
 		c.closeSent.Store(true)
 	}
 	c.netConn.SetWriteDeadline(c.deadline(c.limits.WriteTimeout))
-	if c.closing() { // as in setReadDeadline: startClosing may have just run
+	if c.closing() { // as in setReadDeadline: setCloseDeadline may have just run
 		c.netConn.SetWriteDeadline(c.deadline(c.limits.WriteTimeout))
 	}
 	var err error
@@ -373,15 +376,15 @@ func (c *Conn) Close(code int, reason string) error {
 	payload := make([]byte, 2, 2+len(reason))
 	payload[0], payload[1] = byte(code>>8), byte(code)
 	payload = append(payload, reason...)
-	c.startClosing()
+	c.setCloseDeadline()
 	return c.writeFrame(opClose, payload)
 }
 
-// startClosing sets the time by which the connection must be over:
+// setCloseDeadline sets the time by which the connection must be over:
 // CloseTimeout from the first call. It never blocks, so that any goroutine
 // may call it, even while a write is stuck: that write, and the reader,
 // give up at that time.
-func (c *Conn) startClosing() {
+func (c *Conn) setCloseDeadline() {
 	by := time.Now().Add(c.limits.CloseTimeout)
 	if c.closeBy.CompareAndSwap(0, by.UnixNano()) {
 		c.netConn.SetWriteDeadline(by)
@@ -389,24 +392,24 @@ func (c *Conn) startClosing() {
 	}
 }
 
-// finish closes the TCP connection gracefully: our side first (a FIN, so
+// closeGracefully closes the TCP connection: our side first (a FIN, so
 // that the close frame we just sent cannot be lost to a reset), then it
 // discards what the peer still sends until the peer closes too, at most
 // 1 MiB of it, until the closing handshake's time is up.
-func (c *Conn) finish() {
-	c.startClosing()
+func (c *Conn) closeGracefully() {
+	c.setCloseDeadline()
 	if tcp, ok := c.netConn.(interface{ CloseWrite() error }); ok {
 		tcp.CloseWrite()
 	}
 	c.netConn.SetReadDeadline(c.deadline(c.limits.CloseTimeout))
 	io.Copy(io.Discard, io.LimitReader(c.frames.r, 1<<20))
-	c.shutdown()
+	c.closeNow()
 }
 
-// shutdown closes the TCP connection, stops the keepalive timer and gives
-// back the message buffer's memory. Like finish, only the reading goroutine
-// calls it, or the code that would have started one.
-func (c *Conn) shutdown() {
+// closeNow closes the TCP connection at once, stops the keepalive timer
+// and gives back the message buffer's memory. Like closeGracefully, only
+// the reading goroutine calls it, or the code that would have started one.
+func (c *Conn) closeNow() {
 	c.pinger.Stop()
 	c.netConn.Close()
 	c.releaseMessage()

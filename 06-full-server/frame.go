@@ -46,12 +46,12 @@ func fail(code int, format string, args ...any) error {
 
 // frame is one decoded WebSocket frame. The payload is already unmasked.
 type frame struct {
-	fin     bool
-	rsv     byte // RSV1-3 as the bits 0x40, 0x20, 0x10 of the first byte
-	opcode  byte
-	masked  bool
-	maskKey [4]byte
-	payload []byte // valid until the next frame is read
+	fin     bool    // the last frame of a message
+	rsv     byte    // RSV1-3 as the bits 0x40, 0x20, 0x10 of the first byte
+	opcode  byte    // what the payload is: text, binary, close, ...
+	masked  bool    // whether the sender masked the payload (clients must)
+	maskKey [4]byte // the key the payload was masked with
+	payload []byte  // the unmasked payload of a control frame, valid until the next frame is read
 }
 
 // frameReader decodes frames from a stream. next reads a frame's header
@@ -96,18 +96,20 @@ func (fr *frameReader) next() (frame, error) {
 
 	switch length {
 	case 126:
-		if _, err := io.ReadFull(fr.r, fr.head[2:4]); err != nil {
+		h = fr.head[:4]
+		if _, err := io.ReadFull(fr.r, h[2:]); err != nil {
 			return f, unexpected(err)
 		}
-		length = uint64(binary.BigEndian.Uint16(fr.head[2:4]))
+		length = uint64(binary.BigEndian.Uint16(h[2:]))
 		if length < 126 {
 			return f, fail(closeProtocolError, "length %d sent in the 16-bit form, which is for 126 to 65535 (RFC 6455 section 5.2)", length)
 		}
 	case 127:
-		if _, err := io.ReadFull(fr.r, fr.head[2:10]); err != nil {
+		h = fr.head[:10]
+		if _, err := io.ReadFull(fr.r, h[2:]); err != nil {
 			return f, unexpected(err)
 		}
-		length = binary.BigEndian.Uint64(fr.head[2:10])
+		length = binary.BigEndian.Uint64(h[2:])
 		if length>>63 != 0 {
 			return f, fail(closeProtocolError, "64-bit length with the most significant bit set (RFC 6455 section 5.2)")
 		}
@@ -119,11 +121,15 @@ func (fr *frameReader) next() (frame, error) {
 	if err := f.check(length, fr.maxPayload); err != nil {
 		return f, err
 	}
-	key := fr.head[10:14]
-	if _, err := io.ReadFull(fr.r, key); err != nil {
-		return f, unexpected(err)
+
+	if f.masked {
+		n := len(h)
+		h = fr.head[:n+4]
+		if _, err := io.ReadFull(fr.r, h[n:]); err != nil {
+			return f, unexpected(err)
+		}
+		copy(f.maskKey[:], h[n:])
 	}
-	copy(f.maskKey[:], key)
 
 	if f.opcode < opClose {
 		fr.remaining, fr.maskKey, fr.maskPos = length, f.maskKey, 0
@@ -177,14 +183,6 @@ func (f *frame) check(length, maxPayload uint64) error {
 	return nil
 }
 
-// unexpected turns an EOF in the middle of a frame into io.ErrUnexpectedEOF.
-func unexpected(err error) error {
-	if err == io.EOF {
-		return io.ErrUnexpectedEOF
-	}
-	return err
-}
-
 // appendFrame appends one frame to dst, unmasked: a server never masks
 // what it sends (RFC 6455 section 5.1). The length takes the shortest of
 // the three forms that fits, as section 5.2 requires.
@@ -204,6 +202,16 @@ func appendFrame(dst []byte, fin bool, opcode byte, payload []byte) []byte {
 		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
 	}
 	return append(dst, payload...)
+}
+
+// unexpected turns an EOF in the middle of a frame into io.ErrUnexpectedEOF:
+// a peer that hangs up between frames is normal, one that hangs up inside a
+// frame is not.
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // frameHeader encodes just the header appendFrame would write, into h,
@@ -229,14 +237,19 @@ func frameHeader(h *[10]byte, fin bool, opcode byte, length int) int {
 	}
 }
 
-// mask XORs b with the 4-byte key in place (RFC 6455 section 5.3).
+// mask XORs b with the 4-byte key in place (RFC 6455 section 5.3): byte i
+// is XORed with byte i mod 4 of the key. Masking twice gives back the
+// original, so the same function masks and unmasks.
 func mask(key [4]byte, b []byte) {
 	for i := range b {
 		b[i] ^= key[i%4]
 	}
 }
 
-// maskFast does what mask does, eight bytes at a time.
+// maskFast does what mask does, eight bytes at a time: the 4-byte key
+// repeated twice is one 64-bit word, and the payload is XORed with it a
+// word at a time. The bytes after the last whole word start at a multiple
+// of 8, so the key lines up with them from its first byte again.
 func maskFast(key [4]byte, b []byte) {
 	word := uint64(binary.LittleEndian.Uint32(key[:]))
 	word |= word << 32

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"testing"
@@ -172,6 +173,25 @@ func TestMaskFastAgreesWithMask(t *testing.T) {
 		mask(key, plain)
 		maskFast(key, fast)
 		require.Equal(t, plain, fast)
+	}
+}
+
+// BenchmarkMask compares chapter 04's mask, a byte at a time, with
+// maskFast, eight bytes at a time: go test ./06-full-server -run '^$' -bench Mask
+func BenchmarkMask(b *testing.B) {
+	for _, impl := range []struct {
+		name string
+		fn   func([4]byte, []byte)
+	}{{"bytewise", mask}, {"wordwise", maskFast}} {
+		for _, size := range []int{32, 1 << 10, 64 << 10, 1 << 20} {
+			b.Run(fmt.Sprintf("%s/%dB", impl.name, size), func(b *testing.B) {
+				buf := make([]byte, size)
+				b.SetBytes(int64(size))
+				for b.Loop() {
+					impl.fn(testKey, buf)
+				}
+			})
+		}
 	}
 }
 

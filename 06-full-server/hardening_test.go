@@ -263,8 +263,8 @@ func TestATooSlowClientIsCutOffPromptly(t *testing.T) {
 	addr, out := start(t, func(c *config) {
 		c.chatBacklog = 16 << 10
 		c.chatRate = 1 << 30 // fast fills the stuck client's buffers as fast as it can
-		c.chat.CloseTimeout = 200 * time.Millisecond
-		c.chat.WriteTimeout = 10 * time.Second
+		c.limits.CloseTimeout = 200 * time.Millisecond
+		c.limits.WriteTimeout = 10 * time.Second
 	})
 	stuck := joinChat(t, addr, "stuck")
 	stuck.next()

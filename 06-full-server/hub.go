@@ -231,7 +231,7 @@ func (c *client) drop(reason string, tooSlow bool) {
 	c.dropped, c.tooSlow, c.reason = true, tooSlow, reason
 	c.mu.Unlock()
 	if tooSlow {
-		c.conn.startClosing()
+		c.conn.setCloseDeadline()
 	}
 	c.signal()
 }

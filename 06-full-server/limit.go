@@ -109,7 +109,7 @@ func (c *countedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// CloseWrite lets Conn.finish half-close the TCP connection underneath.
+// CloseWrite lets Conn.closeGracefully half-close the TCP connection underneath.
 func (c *countedConn) CloseWrite() error {
 	if tcp, ok := c.Conn.(interface{ CloseWrite() error }); ok {
 		return tcp.CloseWrite()

@@ -79,8 +79,8 @@ func parseFlags(args []string, output io.Writer) (cfg config, addr string, err e
 	fs.StringVar(&addr, "addr", "127.0.0.1:8002", "host:port to listen on (port 0 picks a free one)")
 	origins := fs.String("origin", "", "comma-separated origins allowed besides the server's own host, e.g. http://localhost:3000")
 	hosts := fs.String("host", "", "comma-separated host names allowed on connections that come in on loopback, besides localhost and IP addresses")
-	fs.IntVar(&cfg.echo.MaxMessage, "max-message", cfg.echo.MaxMessage, "largest /echo message in bytes")
-	fs.IntVar(&cfg.chat.MaxMessage, "max-chat-message", cfg.chat.MaxMessage, "largest chat message in bytes")
+	fs.IntVar(&cfg.limits.MaxMessage, "max-message", cfg.limits.MaxMessage, "largest /echo message in bytes")
+	fs.IntVar(&cfg.maxChatMessage, "max-chat-message", cfg.maxChatMessage, "largest chat message in bytes")
 	fs.Int64Var(&cfg.maxMessageMemory, "max-message-memory", cfg.maxMessageMemory, "bytes all connections together may hold for messages being read; past it a message gets 1013")
 	fs.IntVar(&cfg.chatBacklog, "chat-backlog", cfg.chatBacklog, "bytes of chat a client may fall behind before it is dropped")
 	fs.IntVar(&cfg.chatRate, "chat-rate", cfg.chatRate, "bytes a second a chat client may send, beyond a quarter second's burst; a faster one waits")
@@ -88,10 +88,10 @@ func parseFlags(args []string, output io.Writer) (cfg config, addr string, err e
 	fs.IntVar(&cfg.maxHeaderBytes, "max-header-bytes", cfg.maxHeaderBytes, "largest request head in bytes (net/http allows 4096 more)")
 	fs.DurationVar(&cfg.handshakeTimeout, "handshake-timeout", cfg.handshakeTimeout, "time a client has to send its handshake")
 	fs.DurationVar(&cfg.idleTimeout, "idle-timeout", cfg.idleTimeout, "how long a kept-alive HTTP connection may wait for its next request")
-	fs.DurationVar(&cfg.echo.PingInterval, "ping-interval", cfg.echo.PingInterval, "how often a quiet connection is pinged")
-	fs.DurationVar(&cfg.echo.PongTimeout, "pong-timeout", cfg.echo.PongTimeout, "how long a pinged peer has to answer")
-	fs.DurationVar(&cfg.echo.WriteTimeout, "write-timeout", cfg.echo.WriteTimeout, "how long one frame may take to send")
-	fs.DurationVar(&cfg.echo.CloseTimeout, "close-timeout", cfg.echo.CloseTimeout, "how long the closing handshake may take")
+	fs.DurationVar(&cfg.limits.PingInterval, "ping-interval", cfg.limits.PingInterval, "how often a quiet connection is pinged")
+	fs.DurationVar(&cfg.limits.PongTimeout, "pong-timeout", cfg.limits.PongTimeout, "how long a pinged peer has to answer")
+	fs.DurationVar(&cfg.limits.WriteTimeout, "write-timeout", cfg.limits.WriteTimeout, "how long one frame may take to send")
+	fs.DurationVar(&cfg.limits.CloseTimeout, "close-timeout", cfg.limits.CloseTimeout, "how long the closing handshake may take")
 	fs.DurationVar(&cfg.shutdownWait, "shutdown-wait", cfg.shutdownWait, "how long shutdown waits for connections to close")
 	if err := fs.Parse(args); err != nil {
 		return cfg, "", err
@@ -102,7 +102,7 @@ func parseFlags(args []string, output io.Writer) (cfg config, addr string, err e
 		name  string
 		value int64
 	}{
-		{"max-message", int64(cfg.echo.MaxMessage)}, {"max-chat-message", int64(cfg.chat.MaxMessage)},
+		{"max-message", int64(cfg.limits.MaxMessage)}, {"max-chat-message", int64(cfg.maxChatMessage)},
 		{"max-message-memory", cfg.maxMessageMemory}, {"chat-backlog", int64(cfg.chatBacklog)},
 		{"chat-rate", int64(cfg.chatRate)}, {"max-header-bytes", int64(cfg.maxHeaderBytes)},
 	} {
@@ -112,8 +112,6 @@ func parseFlags(args []string, output io.Writer) (cfg config, addr string, err e
 			return cfg, "", err
 		}
 	}
-	cfg.chat.PingInterval, cfg.chat.PongTimeout = cfg.echo.PingInterval, cfg.echo.PongTimeout
-	cfg.chat.WriteTimeout, cfg.chat.CloseTimeout = cfg.echo.WriteTimeout, cfg.echo.CloseTimeout
 	if *origins != "" {
 		cfg.origins = strings.Split(*origins, ",")
 	}
@@ -126,10 +124,11 @@ func parseFlags(args []string, output io.Writer) (cfg config, addr string, err e
 // config holds every setting, with its default in defaultConfig and a flag
 // in parseFlags.
 type config struct {
-	echo, chat       Limits
-	chatBacklog      int // bytes a chat client's queue may hold
-	chatRate         int // bytes a second a chat client may send
-	maxConns         int // open connections, HTTP and WebSocket
+	limits           Limits // every connection's, /echo's MaxMessage included
+	maxChatMessage   int    // the chat's own MaxMessage: a chat line, not a file
+	chatBacklog      int    // bytes a chat client's queue may hold
+	chatRate         int    // bytes a second a chat client may send
+	maxConns         int    // open connections, HTTP and WebSocket
 	maxHeaderBytes   int
 	maxMessageMemory int64 // for the messages being read, all connections together
 	handshakeTimeout time.Duration
@@ -140,11 +139,9 @@ type config struct {
 }
 
 func defaultConfig() config {
-	chat := defaultLimits
-	chat.MaxMessage = 4 << 10 // a chat line, not a file
 	return config{
-		echo:             defaultLimits,
-		chat:             chat,
+		limits:           defaultLimits,
+		maxChatMessage:   4 << 10,
 		chatBacklog:      256 << 10,
 		chatRate:         64 << 10,
 		maxConns:         0, // a tenth below the file limit: see defaultMaxConns
@@ -176,12 +173,14 @@ type server struct {
 func newServer(cfg config, out io.Writer) *server {
 	log := slog.New(slog.NewTextHandler(out, nil))
 	memory := &messageMemory{max: cfg.maxMessageMemory}
+	chatLimits := cfg.limits
+	chatLimits.MaxMessage = cfg.maxChatMessage
 	s := &server{
 		cfg:   cfg,
 		log:   log,
 		hub:   &hub{clients: map[string]*client{}, backlog: cfg.chatBacklog, log: log},
-		chat:  upgrader{origins: cfg.origins, hosts: cfg.hosts, limits: &cfg.chat, memory: memory, log: log},
-		echo:  upgrader{origins: cfg.origins, hosts: cfg.hosts, limits: &cfg.echo, memory: memory, log: log},
+		chat:  upgrader{origins: cfg.origins, hosts: cfg.hosts, limits: &chatLimits, memory: memory, log: log},
+		echo:  upgrader{origins: cfg.origins, hosts: cfg.hosts, limits: &cfg.limits, memory: memory, log: log},
 		conns: map[*Conn]struct{}{},
 	}
 	mux := http.NewServeMux()
@@ -197,7 +196,7 @@ func newServer(cfg config, out io.Writer) *server {
 		Handler:           mux,
 		ReadHeaderTimeout: cfg.handshakeTimeout, // a half-sent handshake is dropped after this
 		ReadTimeout:       cfg.handshakeTimeout, // and so is a request body that never ends
-		WriteTimeout:      cfg.echo.WriteTimeout,
+		WriteTimeout:      cfg.limits.WriteTimeout,
 		IdleTimeout:       cfg.idleTimeout, // a kept-alive HTTP connection with no next request
 		MaxHeaderBytes:    cfg.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -291,7 +290,7 @@ func (s *server) open(w http.ResponseWriter, r *http.Request) *Conn {
 	if s.shuttingDown { // upgraded while shutdown was closing the others
 		s.mu.Unlock()
 		conn.Close(closeGoingAway, "server shutting down")
-		conn.finish()
+		conn.closeGracefully()
 		return nil
 	}
 	s.conns[conn] = struct{}{}
@@ -303,7 +302,7 @@ func (s *server) open(w http.ResponseWriter, r *http.Request) *Conn {
 
 // closed forgets a connection that has ended.
 func (s *server) closed(conn *Conn) {
-	conn.shutdown()
+	conn.closeNow()
 	s.mu.Lock()
 	delete(s.conns, conn)
 	s.mu.Unlock()
@@ -349,7 +348,7 @@ func (s *server) wait() {
 	go func() { s.done.Wait(); close(finished) }()
 	select {
 	case <-finished:
-	case <-time.After(s.cfg.shutdownWait + s.cfg.echo.CloseTimeout):
+	case <-time.After(s.cfg.shutdownWait + s.cfg.limits.CloseTimeout):
 		s.log.Warn("connections still open at exit")
 	}
 	s.log.Info("bye")

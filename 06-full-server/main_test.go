@@ -156,7 +156,7 @@ func TestAHalfSentHandshakeIsDropped(t *testing.T) {
 // A peer that stops answering pings is dropped; one that answers stays.
 func TestKeepalivePings(t *testing.T) {
 	addr, out := start(t, func(c *config) {
-		c.echo.PingInterval, c.echo.PongTimeout = 100*time.Millisecond, 100*time.Millisecond
+		c.limits.PingInterval, c.limits.PongTimeout = 100*time.Millisecond, 100*time.Millisecond
 	})
 	silent := booktest.DialWS(t, addr, "/echo")
 	started, pings := time.Now(), 0
@@ -223,7 +223,7 @@ func openFiles(t *testing.T) int {
 // 1000 clients that vanish in the middle of a frame leave nothing behind:
 // no goroutine and no file descriptor.
 func TestVanishingClientsLeaveNothingBehind(t *testing.T) {
-	addr, _ := start(t, func(c *config) { c.echo.CloseTimeout = 100 * time.Millisecond })
+	addr, _ := start(t, func(c *config) { c.limits.CloseTimeout = 100 * time.Millisecond })
 	warm := booktest.DialWS(t, addr, "/echo") // start the server's own goroutines first
 	warm.Close()
 	time.Sleep(100 * time.Millisecond)
@@ -574,10 +574,9 @@ func TestFlags(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "127.0.0.1:0", addr)
 	assert.Equal(t, []string{"http://a", "http://b"}, cfg.origins)
-	assert.Equal(t, 1024, cfg.echo.MaxMessage)
-	assert.Equal(t, time.Minute, cfg.echo.PingInterval)
-	assert.Equal(t, time.Minute, cfg.chat.PingInterval, "the chat shares the timing flags")
-	assert.Equal(t, 4<<10, cfg.chat.MaxMessage, "but keeps its own message limit")
+	assert.Equal(t, 1024, cfg.limits.MaxMessage)
+	assert.Equal(t, time.Minute, cfg.limits.PingInterval)
+	assert.Equal(t, 4<<10, cfg.maxChatMessage, "the chat keeps its own message limit")
 
 	_, _, err = parseFlags([]string{"-max-message", "lots"}, io.Discard)
 	assert.Error(t, err)

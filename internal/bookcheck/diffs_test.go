@@ -19,8 +19,8 @@ import (
 
 // docs/diffs holds one file per pair of neighbouring chapters, 01-to-02.diff
 // to 05-to-06.diff: a unified diff of every file of the chapter except its
-// tests and nested modules (06-full-server/bench), so that a reader without
-// a terminal can see what a chapter adds.
+// tests and any nested module (a folder with a go.mod of its own), so that
+// a reader without a terminal can see what a chapter adds.
 // This test makes them from the code and fails when one is stale;
 //
 //	go test ./internal/bookcheck -update

@@ -13,8 +13,8 @@
 //
 // From the repository root:
 //
-//	cd 06-full-server/bench && go run . -svg ../../docs/img/performance.svg
-//	cd 06-full-server/bench && go run . -short   # one short round, as CI runs it
+//	cd internal/bench && go run . -svg ../../docs/img/performance.svg
+//	cd internal/bench && go run . -short   # one short round, as CI runs it
 //
 // docs/performance.md explains the method and shows a run.
 package main

@@ -1,4 +1,4 @@
-module wsbook/06-full-server/bench
+module wsbook/internal/bench
 
 go 1.25
 
