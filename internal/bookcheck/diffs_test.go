@@ -2,6 +2,7 @@ package bookcheck
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -69,21 +70,30 @@ func diffName(from, to string) string {
 // it writes them instead, and removes diff files no pair of chapters makes.
 func checkDiffs(t *testing.T, root string, chapters []string, update bool) []string {
 	dir := filepath.Join(root, filepath.FromSlash(diffsDir))
-	var problems []string
-	want := map[string]bool{}
+	// made holds every file docs/diffs should have, by slash-separated path
+	// inside it: NN-to-MM.diff for each pair, and NN-to-MM/FILE.diff for
+	// each file the pair changes.
+	made := map[string]string{}
 	for i := 1; i < len(chapters); i++ {
 		name := diffName(chapters[i-1], chapters[i])
-		want[name] = true
-		made, err := chapterDiff(root, chapters[i-1], chapters[i])
+		whole, perFile, err := chapterDiff(root, chapters[i-1], chapters[i])
 		require.NoError(t, err)
-		file := filepath.Join(dir, name)
+		made[name] = whole
+		for file, text := range perFile {
+			made[strings.TrimSuffix(name, ".diff")+"/"+file+".diff"] = text
+		}
+	}
+	var problems []string
+	names := slices.Sorted(maps.Keys(made))
+	for _, name := range names {
+		file := filepath.Join(dir, filepath.FromSlash(name))
 		committed, err := os.ReadFile(file)
-		if err == nil && string(committed) == made {
+		if err == nil && string(committed) == made[name] {
 			continue
 		}
 		if update {
-			require.NoError(t, os.MkdirAll(dir, 0o755))
-			require.NoError(t, os.WriteFile(file, []byte(made), 0o644))
+			require.NoError(t, os.MkdirAll(filepath.Dir(file), 0o755))
+			require.NoError(t, os.WriteFile(file, []byte(made[name]), 0o644))
 			t.Logf("wrote %s/%s", diffsDir, name)
 			continue
 		}
@@ -93,23 +103,36 @@ func checkDiffs(t *testing.T, root string, chapters []string, update bool) []str
 		}
 		require.NoError(t, err)
 		problems = append(problems, fmt.Sprintf("%s/%s is stale: the chapters have changed since it was made (run go test ./internal/bookcheck -update)\n%s",
-			diffsDir, name, firstLines(unifiedDiff(string(committed), made, 1, false), 40)))
+			diffsDir, name, firstLines(unifiedDiff(string(committed), made[name], 1, false), 40)))
 	}
 
-	entries, err := os.ReadDir(dir)
-	if err != nil && !os.IsNotExist(err) {
-		require.NoError(t, err)
-	}
-	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".diff") || want[e.Name()] {
-			continue
+	var leftOver []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil
+			}
+			return err
 		}
+		rel, _ := filepath.Rel(dir, p)
+		rel = filepath.ToSlash(rel)
+		if !d.IsDir() && strings.HasSuffix(rel, ".diff") {
+			if _, ok := made[rel]; !ok {
+				leftOver = append(leftOver, rel)
+			}
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	for _, name := range leftOver {
 		if update {
-			require.NoError(t, os.Remove(filepath.Join(dir, e.Name())))
-			t.Logf("removed %s/%s: no pair of chapters makes it", diffsDir, e.Name())
+			file := filepath.Join(dir, filepath.FromSlash(name))
+			require.NoError(t, os.Remove(file))
+			os.Remove(filepath.Dir(file)) // the pair's folder, if that was its last file
+			t.Logf("removed %s/%s: no pair of chapters makes it", diffsDir, name)
 			continue
 		}
-		problems = append(problems, fmt.Sprintf("%s/%s compares no two neighbouring chapters (run go test ./internal/bookcheck -update to remove it)", diffsDir, e.Name()))
+		problems = append(problems, fmt.Sprintf("%s/%s compares no two neighbouring chapters' files (run go test ./internal/bookcheck -update to remove it)", diffsDir, name))
 	}
 	return problems
 }
@@ -126,18 +149,20 @@ func firstLines(text string, n int) string {
 // chapterDiff returns the diff from chapter folder from to chapter folder
 // to (both under root), as stored in docs/diffs: a short preamble that lists
 // the files, then a unified diff of each file that differs, with paths like
-// a/01-raw-socket/main.go and b/02-parse-headers/main.go.
-func chapterDiff(root, from, to string) (string, error) {
+// a/01-raw-socket/main.go and b/02-parse-headers/main.go. It also returns
+// each changed file's diff on its own, by the file's name.
+func chapterDiff(root, from, to string) (whole string, perFile map[string]string, err error) {
 	// Folders with a go.mod of their own (a benchmark harness) are not part
 	// of the chapter's program: they are left out, and the preamble says so.
 	oldFiles, oldModules, err := lessonFiles(filepath.Join(root, from))
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	newFiles, newModules, err := lessonFiles(filepath.Join(root, to))
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
+	perFile = map[string]string{}
 	var modules []string
 	for _, m := range oldModules {
 		modules = append(modules, from+"/"+m)
@@ -187,6 +212,10 @@ func chapterDiff(root, from, to string) (string, error) {
 		}
 		fmt.Fprintf(&summary, "  %-*s  %-7s  +%d -%d\n", width, name, status, added, removed)
 		fmt.Fprintf(&body, "\n--- %s\n+++ %s\n%s", oldLabel, newLabel, hunks)
+		perFile[name] = fmt.Sprintf("%s from chapter %s to chapter %s: %s, +%d -%d.\n"+
+			"A line that starts with - is only in %s, a line with + only in %s.\n"+
+			"Made from the code by `go test ./internal/bookcheck -update`; do not edit.\n"+
+			"\n--- %s\n+++ %s\n%s", name, from, to, status, added, removed, from[:2], to[:2], oldLabel, newLabel, hunks)
 	}
 
 	var out strings.Builder
@@ -203,7 +232,7 @@ func chapterDiff(root, from, to string) (string, error) {
 	fmt.Fprintf(&out, "\n")
 	out.WriteString(summary.String())
 	out.WriteString(body.String())
-	return out.String(), nil
+	return out.String(), perFile, nil
 }
 
 // lessonFiles returns the text of every file in a chapter folder that is
@@ -269,8 +298,9 @@ func TestDiffCheckNoticesAChangedChapter(t *testing.T) {
 	chapters := []string{"01-first", "02-second"}
 
 	problems := checkDiffs(t, root, chapters, false)
-	require.Len(t, problems, 1)
+	require.Len(t, problems, 2)
 	assert.Contains(t, problems[0], "docs/diffs/01-to-02.diff is missing")
+	assert.Contains(t, problems[1], "docs/diffs/01-to-02/main.go.diff is missing")
 
 	assert.Empty(t, checkDiffs(t, root, chapters, true), "-update writes the diff")
 	assert.Empty(t, checkDiffs(t, root, chapters, false), "and then it is current")
@@ -296,20 +326,40 @@ func TestDiffCheckNoticesAChangedChapter(t *testing.T) {
 		"+\tprintln(2)\n"+
 		" }\n", string(made))
 
+	one, err := os.ReadFile(filepath.Join(root, "docs", "diffs", "01-to-02", "main.go.diff"))
+	require.NoError(t, err)
+	assert.Equal(t, "main.go from chapter 01-first to chapter 02-second: changed, +1 -1.\n"+
+		"A line that starts with - is only in 01, a line with + only in 02.\n"+
+		"Made from the code by `go test ./internal/bookcheck -update`; do not edit.\n"+
+		"\n"+
+		"--- a/01-first/main.go\n"+
+		"+++ b/02-second/main.go\n"+
+		"@@ -1,5 +1,5 @@\n"+
+		" package main\n"+
+		" \n"+
+		" func main() {\n"+
+		"-\tprintln(1)\n"+
+		"+\tprintln(2)\n"+
+		" }\n", string(one))
+
 	write("02-second/main.go", "package main\n\nfunc main() {\n\tprintln(3)\n}\n")
 	problems = checkDiffs(t, root, chapters, false)
-	require.Len(t, problems, 1)
+	require.Len(t, problems, 2)
 	assert.Contains(t, problems[0], "docs/diffs/01-to-02.diff is stale")
 	assert.Contains(t, problems[0], "-+\tprintln(2)\n++\tprintln(3)\n", "the report shows what changed")
+	assert.Contains(t, problems[1], "docs/diffs/01-to-02/main.go.diff is stale")
 
 	write("02-second/extra.html", "<p>new</p>\n")
 	write("02-second/bench/go.mod", "module bench\n")
 	write("02-second/bench/main.go", "package main\n")
 	write("docs/diffs/02-to-03.diff", "left over\n")
-	assert.Len(t, checkDiffs(t, root, chapters, false), 2, "stale, and a diff no chapters make")
+	write("docs/diffs/01-to-02/gone.go.diff", "left over\n")
+	assert.Len(t, checkDiffs(t, root, chapters, false), 5, "two stale, a new file's diff missing, and two diffs no chapters make")
 	assert.Empty(t, checkDiffs(t, root, chapters, true))
 	assert.Empty(t, checkDiffs(t, root, chapters, false))
 	assert.NoFileExists(t, filepath.Join(root, "docs", "diffs", "02-to-03.diff"))
+	assert.NoFileExists(t, filepath.Join(root, "docs", "diffs", "01-to-02", "gone.go.diff"))
+	assert.FileExists(t, filepath.Join(root, "docs", "diffs", "01-to-02", "extra.html.diff"))
 	made, err = os.ReadFile(filepath.Join(root, "docs", "diffs", "01-to-02.diff"))
 	require.NoError(t, err)
 	assert.Contains(t, string(made), "  extra.html  new      +1 -0\n")
