@@ -183,10 +183,14 @@ func hasToken(values []string, token string) bool {
 	return false
 }
 
-// websocketGUID is the fixed string of RFC 6455 section 1.3.
+// websocketGUID is the fixed string of RFC 6455 section 1.3. A server that
+// is not a WebSocket server will not know it, so a correct accept value
+// shows the client that the server understood the handshake: a plain HTTP
+// server or cache cannot answer one by accident.
 const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-// acceptKey computes Sec-WebSocket-Accept (RFC 6455 section 4.2.2).
+// acceptKey computes Sec-WebSocket-Accept: the base64 of the SHA-1 hash of
+// the client's key, as sent, followed by the GUID (RFC 6455 section 4.2.2).
 func acceptKey(key string) string {
 	sum := sha1.Sum([]byte(key + websocketGUID))
 	return base64.StdEncoding.EncodeToString(sum[:])
