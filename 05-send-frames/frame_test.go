@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"io"
 	"math/rand/v2"
 	"runtime"
@@ -12,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"wsbook/internal/booktest"
 )
 
 // The frames of RFC 6455 section 5.7, byte for byte.
@@ -24,34 +25,6 @@ var (
 )
 
 var testKey = [4]byte{0x37, 0xfa, 0x21, 0x3d} // the key of the RFC's masked examples
-
-// withMask turns an unmasked frame of the RFC into what a client sends: the
-// MASK bit set, the key after the length, the payload XORed with it. It is
-// written out here, apart from the code under test.
-func withMask(unmasked []byte, headerLen int, key [4]byte) []byte {
-	out := append([]byte{}, unmasked[:headerLen]...)
-	out[1] |= 0x80
-	out = append(out, key[:]...)
-	for i, c := range unmasked[headerLen:] {
-		out = append(out, c^key[i%4])
-	}
-	return out
-}
-
-// clientFrame builds a masked frame from scratch, choosing the length form
-// by the table in RFC 6455 section 5.2.
-func clientFrame(first byte, payload []byte, key [4]byte) []byte {
-	var header []byte
-	switch n := len(payload); {
-	case n <= 125:
-		header = []byte{first, byte(n)}
-	case n <= 0xFFFF:
-		header = binary.BigEndian.AppendUint16([]byte{first, 126}, uint16(n))
-	default:
-		header = binary.BigEndian.AppendUint64([]byte{first, 127}, uint64(n))
-	}
-	return withMask(append(header, payload...), len(header), key)
-}
 
 func reader(stream []byte) *frameReader {
 	return &frameReader{r: bufio.NewReader(bytes.NewReader(stream)), maxPayload: 16 << 20}
@@ -80,7 +53,7 @@ func TestDecodeTheRFCExamples(t *testing.T) {
 		for i := range payload {
 			payload[i] = byte(i * 7)
 		}
-		wire := withMask(append(append([]byte{}, rfc.header...), payload...), len(rfc.header), testKey)
+		wire := booktest.MaskFrame(append(append([]byte{}, rfc.header...), payload...), len(rfc.header), testKey)
 		f, err := reader(wire).next()
 		require.NoError(t, err)
 		assert.Equal(t, byte(opBinary), f.opcode)
@@ -98,7 +71,7 @@ func TestEveryLengthBoundary(t *testing.T) {
 		{65536, 14}, {1 << 20, 14}, // 64-bit form
 	} {
 		payload := bytes.Repeat([]byte("xyz"), tt.length/3+1)[:tt.length]
-		f, err := reader(clientFrame(0x81, payload, testKey)).next()
+		f, err := reader(booktest.ClientFrame(0x81, payload, testKey)).next()
 		require.NoError(t, err, "length %d", tt.length)
 		assert.Len(t, f.header, tt.headerLen, "length %d", tt.length)
 		assert.True(t, bytes.Equal(payload, f.payload), "length %d", tt.length)
@@ -106,7 +79,7 @@ func TestEveryLengthBoundary(t *testing.T) {
 }
 
 func TestDecodeOneByteAtATime(t *testing.T) {
-	stream := append(append([]byte{}, rfcMaskedHello...), clientFrame(0x82, bytes.Repeat([]byte{9}, 300), testKey)...)
+	stream := append(append([]byte{}, rfcMaskedHello...), booktest.ClientFrame(0x82, bytes.Repeat([]byte{9}, 300), testKey)...)
 	fr := &frameReader{r: bufio.NewReaderSize(iotest.OneByteReader(bytes.NewReader(stream)), 16), maxPayload: 1024}
 	f, err := fr.next()
 	require.NoError(t, err)
@@ -143,13 +116,13 @@ func TestRefusals(t *testing.T) {
 		wantErr string
 	}{
 		{"unmasked (RFC 6455 section 5.7's Hello)", rfcUnmaskedHello, "client frame not masked (RFC 6455 section 5.1)"},
-		{"RSV1 without an extension", clientFrame(0xC1, []byte("Hello"), testKey), "RSV bits 100 set, but no extension was negotiated"},
-		{"RSV3 without an extension", clientFrame(0x91, []byte("Hello"), testKey), "RSV bits 001 set"},
-		{"reserved opcode 0x3", clientFrame(0x83, nil, testKey), "unknown opcode 0x3"},
-		{"reserved opcode 0xB", clientFrame(0x8B, nil, testKey), "unknown opcode 0xB"},
-		{"ping over 125 bytes", clientFrame(0x89, make([]byte, 126), testKey), "control frame with a 126-byte payload; the limit is 125"},
-		{"fragmented ping", clientFrame(0x09, []byte("Hello"), testKey), "fragmented control frame"},
-		{"fragmented close", clientFrame(0x08, nil, testKey), "fragmented control frame"},
+		{"RSV1 without an extension", booktest.ClientFrame(0xC1, []byte("Hello"), testKey), "RSV bits 100 set, but no extension was negotiated"},
+		{"RSV3 without an extension", booktest.ClientFrame(0x91, []byte("Hello"), testKey), "RSV bits 001 set"},
+		{"reserved opcode 0x3", booktest.ClientFrame(0x83, nil, testKey), "unknown opcode 0x3"},
+		{"reserved opcode 0xB", booktest.ClientFrame(0x8B, nil, testKey), "unknown opcode 0xB"},
+		{"ping over 125 bytes", booktest.ClientFrame(0x89, make([]byte, 126), testKey), "control frame with a 126-byte payload; the limit is 125"},
+		{"fragmented ping", booktest.ClientFrame(0x09, []byte("Hello"), testKey), "fragmented control frame"},
+		{"fragmented close", booktest.ClientFrame(0x08, nil, testKey), "fragmented control frame"},
 		{"64-bit length with the top bit set", []byte{0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 1}, "most significant bit set"},
 		{"5 in the 16-bit form", []byte{0x82, 0xFE, 0x00, 0x05}, "length 5 sent in the 16-bit form"},
 		{"256 in the 64-bit form", []byte{0x82, 0xFF, 0, 0, 0, 0, 0, 0, 0x01, 0x00}, "length 256 sent in the 64-bit form"},
@@ -163,6 +136,16 @@ func TestRefusals(t *testing.T) {
 			assert.Contains(t, err.Error(), tt.wantErr)
 		})
 	}
+}
+
+func TestARefusedFrameEndsTheConnection(t *testing.T) {
+	addr, out := start(t, nil)
+	_, _, conn := booktest.Request(t, addr, booktest.ChromiumUpgrade)
+	_, err := conn.Write(rfcUnmaskedHello)
+	require.NoError(t, err)
+	_, err = conn.R.ReadByte()
+	assert.ErrorIs(t, err, io.EOF, "the server hung up")
+	out.WaitFor(t, "connection over: client frame not masked (RFC 6455 section 5.1)")
 }
 
 // A peer may declare a gigabyte and send nothing more: the reader must
@@ -192,6 +175,30 @@ func TestPayloadMemoryFollowsTheBytesThatArrive(t *testing.T) {
 	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(256<<10))
 }
 
+// A client may declare 16 MiB and send one byte. The server's memory must
+// follow the bytes that arrive, not the lengths clients declare: 50 such
+// clients must not cost 50 times 16 MiB.
+func TestDeclaredButUnsentPayloadsCostLittleMemory(t *testing.T) {
+	addr, out := start(t, nil)
+	const clients = 50
+	conns := make([]*booktest.Conn, clients)
+	for i := range conns {
+		_, _, conns[i] = booktest.Request(t, addr, booktest.ChromiumUpgrade)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for _, conn := range conns {
+		_, err := conn.Write(append(booktest.ClientFrameHeader(0x82, 16<<20, testKey), 0xAB))
+		require.NoError(t, err)
+		conn.Close()
+	}
+	out.WaitForCount(t, "connection over: unexpected EOF", clients)
+	runtime.ReadMemStats(&after)
+	allocated := after.TotalAlloc - before.TotalAlloc
+	t.Logf("%d clients declared 16 MiB each and sent 1 byte: %d KiB allocated", clients, allocated>>10)
+	assert.Less(t, allocated, uint64(8<<20), "the server allocated for what was declared, not for what arrived")
+}
+
 func TestMaskMatchesTheRFCExample(t *testing.T) {
 	hello := []byte("Hello")
 	mask(testKey, hello)
@@ -203,7 +210,7 @@ func TestMaskMatchesTheRFCExample(t *testing.T) {
 func FuzzFrameReader(f *testing.F) {
 	f.Add(rfcMaskedHello)
 	f.Add(rfcUnmaskedHello)
-	f.Add(clientFrame(0x82, make([]byte, 300), testKey))
+	f.Add(booktest.ClientFrame(0x82, make([]byte, 300), testKey))
 	f.Add([]byte{0x82, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF})
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		const limit = 1024
@@ -274,7 +281,7 @@ func TestDecodeOfEncodeRoundTrips(t *testing.T) {
 		headerLen := len(wire) - size
 		key := [4]byte{byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32())}
 
-		f, err := reader(withMask(wire, headerLen, key)).next()
+		f, err := reader(booktest.MaskFrame(wire, headerLen, key)).next()
 		require.NoError(t, err)
 		assert.Equal(t, fin, f.fin)
 		assert.Equal(t, opcode, f.opcode)
@@ -303,7 +310,7 @@ var benchSizes = []struct {
 func BenchmarkDecode(b *testing.B) {
 	for _, bs := range benchSizes {
 		b.Run(bs.name, func(b *testing.B) {
-			wire := clientFrame(0x82, bytes.Repeat([]byte{0xAB}, bs.size), testKey)
+			wire := booktest.ClientFrame(0x82, bytes.Repeat([]byte{0xAB}, bs.size), testKey)
 			fr := &frameReader{r: bufio.NewReaderSize(&repeatReader{data: wire}, 64<<10), maxPayload: 16 << 20}
 			b.SetBytes(int64(bs.size))
 			b.ReportAllocs()

@@ -100,7 +100,7 @@ func TestADeclaredLengthReservesNothing(t *testing.T) {
 	warm := booktest.DialWS(t, addr, "/echo") // the server's first connection sets up what every one shares
 	warm.Close()
 
-	header := booktest.ClientFrame(0x82, make([]byte, 16<<20), testKey)[:14+1] // 14 bytes of header, 1 of payload
+	header := append(booktest.ClientFrameHeader(0x82, 16<<20, testKey), 0xAB) // 14 bytes of header, 1 of payload
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)

@@ -28,6 +28,43 @@ const ChromiumUpgrade = "GET /ws HTTP/1.1\r\n" +
 	"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" +
 	"\r\n"
 
+// UpgradeRequest builds a valid opening handshake for /ws, then lets a test
+// break it: changes are pairs of a field name and a value, that set the
+// field of that exact name to the value, delete it if the value is "", or
+// add the field if no field has that name. Names are matched as written,
+// so "sec-websocket-key" adds a second key beside Sec-WebSocket-Key.
+//
+//	UpgradeRequest("GET", "Sec-WebSocket-Version", "8") // a version the server refuses
+func UpgradeRequest(method string, changes ...string) string {
+	fields := [][2]string{
+		{"Host", "127.0.0.1:8002"},
+		{"Upgrade", "websocket"},
+		{"Connection", "Upgrade"},
+		{"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="},
+		{"Sec-WebSocket-Version", "13"},
+	}
+	for i := 0; i+1 < len(changes); i += 2 {
+		found := false
+		for j := range fields {
+			if fields[j][0] == changes[i] {
+				fields[j][1], found = changes[i+1], true
+			}
+		}
+		if !found {
+			fields = append(fields, [2]string{changes[i], changes[i+1]})
+		}
+	}
+	var b strings.Builder
+	b.WriteString(method + " /ws HTTP/1.1\r\n")
+	for _, f := range fields {
+		if f[1] != "" {
+			b.WriteString(f[0] + ": " + f[1] + "\r\n")
+		}
+	}
+	b.WriteString("\r\n")
+	return b.String()
+}
+
 // Dial opens a TCP connection to addr that is closed when the test ends and
 // gives up on any read or write after ten seconds.
 func Dial(t testing.TB, addr string) net.Conn {

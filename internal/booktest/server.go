@@ -1,6 +1,7 @@
 // Package booktest is the test support every chapter shares: it starts a
-// chapter's server on a free port, captures what the server prints, drives a
-// headless Chromium, and keeps the transcripts and screenshots in docs/ true.
+// chapter's server on a free port, captures what the server prints, builds
+// the requests and frames the tests send, drives a headless Chromium, and
+// keeps the transcripts and screenshots in docs/ true.
 //
 // It is scaffolding, not part of the lesson: only _test.go files import it,
 // so every chapter's program stays complete on its own.
@@ -63,6 +64,20 @@ func (o *Output) WaitFor(t testing.TB, want string) string {
 	}
 }
 
+// WaitForCount waits until the output contains want n times or more. It
+// fails the test if that takes longer than a minute: it waits for many
+// connections, each of which may move megabytes, under -race too.
+func (o *Output) WaitForCount(t testing.TB, want string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for strings.Count(o.String(), want) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server printed %q fewer than %d times; it printed:\n%s", want, n, o.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // ServeFunc is the shape of every chapter's accept loop: serve connections
 // from ln until it is closed, printing to out.
 type ServeFunc func(ln net.Listener, out io.Writer) error
@@ -86,6 +101,23 @@ func Serve(t testing.TB, serve ServeFunc) (addr string, out *Output) {
 		}
 	})
 	return ln.Addr().String(), out
+}
+
+// Start is Serve for the servers of chapters 02 to 05: newServer(out)
+// makes one that prints to out, and serve(s, ln) runs its accept loop. If
+// change is not nil, it adjusts the new server's settings (a shorter
+// timeout, a smaller limit) before the server serves.
+//
+//	booktest.Start(t, newServer, (*server).serve, func(s *server) { s.headTimeout = time.Second })
+func Start[S any](t testing.TB, newServer func(io.Writer) S, serve func(S, net.Listener) error, change func(S)) (addr string, out *Output) {
+	t.Helper()
+	return Serve(t, func(ln net.Listener, out io.Writer) error {
+		s := newServer(out)
+		if change != nil {
+			change(s)
+		}
+		return serve(s, ln)
+	})
 }
 
 // RepoRoot returns the directory that holds go.mod, so tests can find docs/

@@ -89,22 +89,46 @@ func TryDialWS(addr, path string, extra ...string) (*WS, *http.Response, error) 
 
 // ClientFrame encodes a frame as a client must send it: masked with key.
 // first is the whole first byte (FIN, RSV1-3, opcode), so tests can set
-// any bits they like.
+// any bits they like. The length takes the shortest of the three forms of
+// RFC 6455 section 5.2, as a client's should.
 func ClientFrame(first byte, payload []byte, key [4]byte) []byte {
-	out := []byte{first, 0}
-	switch n := len(payload); {
-	case n <= 125:
-		out[1] = byte(n)
-	case n <= 0xFFFF:
-		out[1] = 126
-		out = binary.BigEndian.AppendUint16(out, uint16(n))
-	default:
-		out[1] = 127
-		out = binary.BigEndian.AppendUint64(out, uint64(n))
+	out := appendClientFrameHeader(make([]byte, 0, 14+len(payload)), first, uint64(len(payload)), key)
+	for i, c := range payload {
+		out = append(out, c^key[i%4])
 	}
+	return out
+}
+
+// ClientFrameHeader is the header ClientFrame writes for a payload of n
+// bytes (2 to 14 bytes: first, MASK and the length, key), for tests that
+// declare a payload and then send less of it, or none.
+func ClientFrameHeader(first byte, n uint64, key [4]byte) []byte {
+	return appendClientFrameHeader(nil, first, n, key)
+}
+
+func appendClientFrameHeader(out []byte, first byte, n uint64, key [4]byte) []byte {
+	switch {
+	case n <= 125:
+		out = append(out, first, 0x80|byte(n))
+	case n <= 0xFFFF:
+		out = binary.BigEndian.AppendUint16(append(out, first, 0x80|126), uint16(n))
+	default:
+		out = binary.BigEndian.AppendUint64(append(out, first, 0x80|127), n)
+	}
+	return append(out, key[:]...)
+}
+
+// MaskFrame turns an unmasked frame (one of the RFC's examples, or what a
+// server's encoder wrote) into what a client sends with the same header:
+// the MASK bit set, key after the length, and the payload XORed with it.
+// headerLen is the length of the unmasked frame's header. Unlike
+// ClientFrame, it keeps the length form it is given, whatever it is.
+func MaskFrame(unmasked []byte, headerLen int, key [4]byte) []byte {
+	out := make([]byte, 0, len(unmasked)+4)
+	out = append(out, unmasked[:headerLen]...)
 	out[1] |= 0x80
 	out = append(out, key[:]...)
-	for i, c := range payload {
+	for i, c := range unmasked[headerLen:] {
 		out = append(out, c^key[i%4])
 	}
 	return out
@@ -122,8 +146,16 @@ func (ws *WS) Send(first byte, payload []byte) error {
 // ReadFrame reads the server's next frame.
 func (ws *WS) ReadFrame() (Frame, error) {
 	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	return ReadFrame(ws.R)
+}
+
+// ReadFrame reads one server frame from r, laid out as RFC 6455 section 5.2
+// describes it. It reads no masking key: a server sends none, and a frame
+// with the MASK bit set is returned with Masked true for the caller to
+// refuse. It refuses a payload over 64 MiB rather than allocate it.
+func ReadFrame(r io.Reader) (Frame, error) {
 	var h [2]byte
-	if _, err := io.ReadFull(ws.R, h[:]); err != nil {
+	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return Frame{}, err
 	}
 	f := Frame{Fin: h[0]&0x80 != 0, RSV: h[0] & 0x70, Opcode: h[0] & 0x0F, Masked: h[1]&0x80 != 0}
@@ -131,13 +163,13 @@ func (ws *WS) ReadFrame() (Frame, error) {
 	switch length {
 	case 126:
 		var ext [2]byte
-		if _, err := io.ReadFull(ws.R, ext[:]); err != nil {
+		if _, err := io.ReadFull(r, ext[:]); err != nil {
 			return f, err
 		}
 		length = uint64(binary.BigEndian.Uint16(ext[:]))
 	case 127:
 		var ext [8]byte
-		if _, err := io.ReadFull(ws.R, ext[:]); err != nil {
+		if _, err := io.ReadFull(r, ext[:]); err != nil {
 			return f, err
 		}
 		length = binary.BigEndian.Uint64(ext[:])
@@ -146,8 +178,23 @@ func (ws *WS) ReadFrame() (Frame, error) {
 		return f, fmt.Errorf("server frame of %d bytes", length)
 	}
 	f.Payload = make([]byte, length)
-	_, err := io.ReadFull(ws.R, f.Payload)
+	_, err := io.ReadFull(r, f.Payload)
 	return f, err
+}
+
+// ReadServerFrame reads the server's next frame from r, as ReadFrame does,
+// and fails the test if it cannot, or if the frame is masked: a server
+// never masks (RFC 6455 section 5.1).
+func ReadServerFrame(t testing.TB, r io.Reader) Frame {
+	t.Helper()
+	f, err := ReadFrame(r)
+	if err != nil {
+		t.Fatalf("read a server frame: %v", err)
+	}
+	if f.Masked {
+		t.Fatalf("a server frame must not be masked: opcode %d, %d bytes", f.Opcode, len(f.Payload))
+	}
+	return f
 }
 
 // ReadMessage reads frames until a whole data message, or a control frame,
