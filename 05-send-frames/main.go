@@ -188,39 +188,3 @@ func (s *server) send(conn net.Conn, frame []byte) error {
 	_, err := conn.Write(frame)
 	return err
 }
-
-// respond writes a complete HTTP/1.1 response by hand: a status line, the
-// headers, a blank line, the body. Connection: close tells the browser not
-// to send another request on this connection, since we read only one.
-func respond(conn net.Conn, status, contentType string, body []byte, headers ...string) {
-	fmt.Fprintf(conn, "HTTP/1.1 %s\r\n", status)
-	for _, h := range headers {
-		fmt.Fprintf(conn, "%s\r\n", h)
-	}
-	fmt.Fprintf(conn, "Content-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", contentType, len(body))
-	conn.Write(body)
-}
-
-// refuse answers a request the server will not serve, with the status and
-// the reason in words, and hangs up so that the answer arrives. Closing a
-// connection while the client's bytes are still coming in (the rest of a
-// head over the limit, a body we never read) makes the kernel reset it,
-// and a reset can destroy the answer before the client has read it. So we
-// first close only our sending side, which tells the client the answer is
-// complete, then read and drop what the client still sends until it closes
-// too, for at most lingerTime and lingerBytes, and only then close.
-func refuse(conn net.Conn, status, reason string, headers ...string) {
-	respond(conn, status, "text/plain; charset=utf-8", []byte(reason+"\n"), headers...)
-	if tcp, ok := conn.(*net.TCPConn); ok {
-		tcp.CloseWrite()
-	}
-	conn.SetReadDeadline(time.Now().Add(lingerTime))
-	io.CopyN(io.Discard, conn, lingerBytes)
-	conn.Close()
-}
-
-// How long, and how much, refuse keeps reading after its answer.
-const (
-	lingerTime  = 2 * time.Second
-	lingerBytes = 1 << 20 // 1 MiB
-)

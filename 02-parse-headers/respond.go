@@ -1,0 +1,42 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"time"
+)
+
+// respond writes a complete HTTP/1.1 response by hand: a status line,
+// three headers, a blank line, the body. Connection: close tells the
+// browser not to send another request on this connection, since we read
+// only one.
+func respond(conn net.Conn, status, contentType string, body []byte) {
+	fmt.Fprintf(conn, "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n",
+		status, contentType, len(body))
+	conn.Write(body)
+}
+
+// refuse answers a request the server will not serve, with the status and
+// the reason in words, and hangs up so that the answer arrives. Closing a
+// connection while the client's bytes are still coming in (the rest of a
+// head over the limit, a body we never read) makes the kernel reset it,
+// and a reset can destroy the answer before the client has read it. So we
+// first close only our sending side, which tells the client the answer is
+// complete, then read and drop what the client still sends until it closes
+// too, for at most lingerTime and lingerBytes, and only then close.
+func refuse(conn net.Conn, status, reason string) {
+	respond(conn, status, "text/plain; charset=utf-8", []byte(reason+"\n"))
+	if tcp, ok := conn.(*net.TCPConn); ok {
+		tcp.CloseWrite()
+	}
+	conn.SetReadDeadline(time.Now().Add(lingerTime))
+	io.CopyN(io.Discard, conn, lingerBytes)
+	conn.Close()
+}
+
+// How long, and how much, refuse keeps reading after its answer.
+const (
+	lingerTime  = 2 * time.Second
+	lingerBytes = 1 << 20 // 1 MiB
+)
