@@ -58,6 +58,14 @@ func TestBrowserTwoTabsChat(t *testing.T) {
 	booktest.WaitForText(t, ann, "#messages", "Bob left")
 	booktest.WaitForText(t, bob, "#status", "Closed with 1000.") // the server echoes the code, not the reason
 	out.WaitFor(t, "name=Bob code=1000 reason=bye")
+
+	// An empty message is a message too: the page shows the name and
+	// nothing after it.
+	cat := joinChat(t, addr, "Cat")
+	cat.say("")
+	cat.say("after an empty one")
+	booktest.WaitForText(t, ann, "#messages", "Catafter an empty one")
+	assert.NotContains(t, booktest.Text(t, ann, "#messages"), "undefined")
 }
 
 // Chromium exchanges text and binary messages of 0 bytes to 16 MiB with

@@ -214,7 +214,8 @@ func (s *server) serve(ln net.Listener) error {
 	return s.http.Serve(&limitListener{Listener: ln, max: int64(limit), log: s.log})
 }
 
-// serveEcho upgrades a request for /echo and hands the connection to echo.
+// serveEcho upgrades a request for /echo and hands the connection to
+// echoMessages.
 //
 // Both handlers return as soon as the connection is open, and the
 // connection lives on in a goroutine of its own: net/http can then let go

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -20,8 +21,12 @@ import (
 type edit struct{ file, old, new string }
 
 var (
-	// Chapter 04's mask, a byte at a time, instead of maskFast.
-	bytewiseMask = edit{"frame.go", "maskFast(f.maskKey, f.payload)", "mask(f.maskKey, f.payload)"}
+	// Chapter 04's mask, a byte at a time, instead of maskFast: for
+	// control frames, and for data frames as their payload arrives.
+	bytewiseMask = []edit{
+		{"frame.go", "maskFast(f.maskKey, f.payload)", "mask(f.maskKey, f.payload)"},
+		{"frame.go", "maskFast(key, p[:n])", "mask(key, p[:n])"},
+	}
 	// A new buffer for every message read and every frame written.
 	newBuffers = []edit{
 		{"conn.go", "c.message = c.message[:0]", "c.message = nil"},
@@ -43,7 +48,7 @@ type variant struct {
 // adding one optimisation at a time.
 var variants = []variant{
 	{"plain", "chapter 06 with chapter 04's bytewise mask, a new buffer per message and frame, and payloads copied into the frame as chapter 05 does",
-		append([]edit{bytewiseMask, copyPayload}, newBuffers...)},
+		slices.Concat(bytewiseMask, []edit{copyPayload}, newBuffers)},
 	{"+mask", "then the mask eight bytes at a time (maskFast)", append([]edit{copyPayload}, newBuffers...)},
 	{"+reuse", "then one read buffer and one write buffer per connection, reused", []edit{copyPayload}},
 	{"06", "then large payloads written from where they lie, with their header, in one writev: chapter 06 as it is", nil},

@@ -92,4 +92,21 @@ func TestVariantsApply(t *testing.T) {
 			}
 		}
 	}
+
+	// The plain variant must undo all of the word-at-a-time masking, not
+	// just some of it: after its edits, maskFast is declared and never
+	// called.
+	frame, err := os.ReadFile(filepath.Join(root, "06-full-server", "frame.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := string(frame)
+	for _, e := range variants[0].edits {
+		if e.file == "frame.go" {
+			plain = strings.Replace(plain, e.old, e.new, 1)
+		}
+	}
+	if n := strings.Count(plain, "maskFast("); n != 1 {
+		t.Errorf("variant %s still calls maskFast: %d mentions of maskFast( in frame.go, want only its declaration", variants[0].name, n-1)
+	}
 }

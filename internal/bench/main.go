@@ -16,7 +16,7 @@
 //	cd internal/bench && go run . -svg ../../docs/img/performance.svg
 //	cd internal/bench && go run . -short   # one short round, as CI runs it
 //
-// docs/performance.md explains the method and shows a run.
+// docs/06-07-performance.md explains the method and shows a run.
 package main
 
 import (
@@ -46,7 +46,7 @@ func main() {
 	servers := flag.String("servers", strings.Join(cfg.servers, ","), "the servers to compare, chapter 06 first: 06, gorilla, gorilla-stream, gws")
 	flag.StringVar(&cfg.only, "only", "", "run only these parts, comma-separated: echo, broadcast, memory")
 	flag.BoolVar(&cfg.ablate, "ablate", false, "measure what each of chapter 06's optimisations buys, instead of comparing servers (echo scenarios only)")
-	flag.BoolVar(&cfg.gate, "gate", false, "exit with status 1 if chapter 06 misses a target (see docs/performance.md)")
+	flag.BoolVar(&cfg.gate, "gate", false, "exit with status 1 if chapter 06 misses a target (see docs/06-07-performance.md)")
 	flag.Parse()
 	cfg.servers = strings.Split(*servers, ",")
 	if *short {

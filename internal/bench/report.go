@@ -332,7 +332,7 @@ func (r *report) svg() string {
 		}
 		y += groupH + groupGp
 	}
-	fmt.Fprintf(&b, `<text x="16" y="%d" fill="#4a5568" font-size="11">Drawn by internal/bench (go run . -svg ...). Method and caveats: docs/performance.md.</text>`+"\n", height-14)
+	fmt.Fprintf(&b, `<text x="16" y="%d" fill="#4a5568" font-size="11">Drawn by internal/bench (go run . -svg ...). Method and caveats: docs/06-07-performance.md.</text>`+"\n", height-14)
 	b.WriteString("</svg>\n")
 	return b.String()
 }
