@@ -67,7 +67,7 @@ func (fr *frameReader) next() (frame, error) {
 		}
 		length = uint64(binary.BigEndian.Uint16(h[2:]))
 		if length < 126 {
-			return f, fmt.Errorf("length %d sent in the 16-bit form, which is for 126 to 65535 (RFC 6455 section 5.2: the minimal number of bytes must be used)", length)
+			return f, fmt.Errorf("length %d sent in the 16-bit form, which is for 126 to 65535 (RFC 6455 section 5.2)", length)
 		}
 	case 127:
 		h = fr.head[:10]
@@ -79,7 +79,7 @@ func (fr *frameReader) next() (frame, error) {
 			return f, fmt.Errorf("64-bit length with the most significant bit set (RFC 6455 section 5.2)")
 		}
 		if length <= 0xFFFF {
-			return f, fmt.Errorf("length %d sent in the 64-bit form, which is for 65536 and up (RFC 6455 section 5.2: the minimal number of bytes must be used)", length)
+			return f, fmt.Errorf("length %d sent in the 64-bit form, which is for 65536 and up (RFC 6455 section 5.2)", length)
 		}
 	}
 
