@@ -45,25 +45,25 @@ func main() {
 // server holds what every connection needs: where to print, and the
 // limits that keep one client from costing us unbounded memory or time.
 type server struct {
-	out          io.Writer
-	headLimit    int           // the largest request head we accept, in bytes
-	headTimeout  time.Duration // how long a client has to send the whole head
-	idleTimeout  time.Duration // how long an open WebSocket may stay silent
-	writeTimeout time.Duration // how long one frame may take to send
-	maxPayload   uint64        // the largest frame payload we accept, in bytes
+	out         io.Writer
+	headLimit   int           // the largest request head we accept, in bytes
+	headTimeout time.Duration // how long a client has to send the whole head
+	idleTimeout time.Duration // how long an open WebSocket may stay silent
+	sendTimeout time.Duration // how long one frame may take to send
+	maxPayload  uint64        // the largest frame payload we accept, in bytes
 
 	inspections inspections // the last frames of each page that asked, for GET /inspect
 }
 
 func newServer(out io.Writer) *server {
 	return &server{
-		out:          out,
-		headLimit:    8 << 10, // 8 KiB, the usual limit of web servers
-		headTimeout:  10 * time.Second,
-		idleTimeout:  10 * time.Minute,
-		writeTimeout: 10 * time.Second,
-		maxPayload:   16 << 20, // 16 MiB
-		inspections:  inspections{last: map[string]inspection{}},
+		out:         out,
+		headLimit:   8 << 10, // 8 KiB, the usual limit of web servers
+		headTimeout: 10 * time.Second,
+		idleTimeout: 10 * time.Minute,
+		sendTimeout: 10 * time.Second,
+		maxPayload:  16 << 20, // 16 MiB
+		inspections: inspections{last: map[string]inspection{}},
 	}
 }
 
@@ -181,10 +181,10 @@ func (s *server) echo(conn net.Conn, br *bufio.Reader, token string) {
 	}
 }
 
-// send writes one encoded frame, giving up after writeTimeout: a client
+// send writes one encoded frame, giving up after sendTimeout: a client
 // that stops reading must not hold this goroutine forever.
 func (s *server) send(conn net.Conn, frame []byte) error {
-	conn.SetWriteDeadline(time.Now().Add(s.writeTimeout))
+	conn.SetWriteDeadline(time.Now().Add(s.sendTimeout))
 	_, err := conn.Write(frame)
 	return err
 }

@@ -38,7 +38,7 @@ type Conn struct {
 	frames  frameReader
 	limits  *Limits
 	memory  *messageMemory // shared by every connection: what message buffers may hold in all
-	message []byte         // the message being read, reused from one message to the next (see room)
+	message []byte         // the message being read, reused from one message to the next (see Conn.room)
 
 	writeMu   sync.Mutex   // held while a frame is written: one writer at a time
 	writeBuf  []byte       // frames are encoded here, under writeMu

@@ -183,6 +183,16 @@ func (f *frame) check(length, maxPayload uint64) error {
 	return nil
 }
 
+// unexpected turns an EOF in the middle of a frame into io.ErrUnexpectedEOF:
+// a peer that hangs up between frames is normal, one that hangs up inside a
+// frame is not.
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
 // appendFrame appends one frame to dst, unmasked: a server never masks
 // what it sends (RFC 6455 section 5.1). The length takes the shortest of
 // the three forms that fits, as section 5.2 requires.
@@ -202,16 +212,6 @@ func appendFrame(dst []byte, fin bool, opcode byte, payload []byte) []byte {
 		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
 	}
 	return append(dst, payload...)
-}
-
-// unexpected turns an EOF in the middle of a frame into io.ErrUnexpectedEOF:
-// a peer that hangs up between frames is normal, one that hangs up inside a
-// frame is not.
-func unexpected(err error) error {
-	if err == io.EOF {
-		return io.ErrUnexpectedEOF
-	}
-	return err
 }
 
 // frameHeader encodes just the header appendFrame would write, into h,

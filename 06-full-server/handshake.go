@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -63,34 +64,51 @@ func (u *upgrader) upgrade(w http.ResponseWriter, r *http.Request) *Conn {
 	return newConn(netConn, rw.Reader, u.limits, u.memory)
 }
 
-// check applies the rules of RFC 6455 section 4.2.1, as chapter 03 did, then
-// the origin check and the host check. It returns the status to refuse
-// with, or 0.
+// check applies the rules of RFC 6455 section 4.2.1 to a request for a
+// WebSocket endpoint, as chapter 03's checkUpgrade did, then the origin
+// check and the host check. It checks the version before the key: a client
+// of another version may send a key of another shape, and what it needs to
+// hear is 426 and the version we speak. It returns the status to refuse
+// with, any header that status calls for and the reason in words, or 0 for
+// a valid opening handshake.
 func (u *upgrader) check(r *http.Request) (status int, reason, header string) {
+	// value joins a field sent more than once with commas, as chapter 02's
+	// request.header did: two keys, say, are then no valid key at all.
+	value := func(name string) string { return strings.Join(r.Header.Values(name), ", ") }
+	bad := func(reason string) (int, string, string) { return http.StatusBadRequest, reason, "" }
+	// A body on the handshake has no place to go: once we answer 101, its
+	// bytes would be read as WebSocket frames. Connection: close, so that
+	// net/http does not wait to read the body before it answers.
+	withBody := func(field string) (int, string, string) {
+		return http.StatusBadRequest, fmt.Sprintf("the opening handshake must not have a body (a GET body has no defined meaning, RFC 9110 section 9.3.1), but it has %q",
+			field), "Connection: close"
+	}
 	switch {
 	case r.Method == http.MethodConnect:
 		return http.StatusMethodNotAllowed, "WebSockets over HTTP/2 (RFC 8441) are not supported here: use HTTP/1.1", "Allow: GET"
 	case r.Method != http.MethodGet:
 		return http.StatusMethodNotAllowed, "the opening handshake must be a GET request (RFC 6455 section 4.1), not " + r.Method, "Allow: GET"
-	case !r.ProtoAtLeast(1, 1):
-		return http.StatusBadRequest, "the opening handshake needs HTTP/1.1 or higher (RFC 6455 section 4.1), not " + r.Proto, ""
-	case !hasToken(r.Header.Values("Upgrade"), "websocket"):
-		return http.StatusBadRequest, `missing "Upgrade: websocket" (RFC 6455 section 4.2.1)`, ""
-	case !hasToken(r.Header.Values("Connection"), "upgrade"):
-		return http.StatusBadRequest, `"Connection" must include "Upgrade" (RFC 6455 section 4.2.1)`, ""
-	case r.ContentLength != 0 || len(r.TransferEncoding) > 0:
-		// After the 101, the bytes that follow the head are read as
-		// frames: a body there would be taken for them.
-		// Connection: close, so that net/http does not wait to read a body
-		// before it answers.
-		return http.StatusBadRequest, "the opening handshake is a GET without a body (RFC 6455 section 4.1): its bytes would be read as frames", "Connection: close"
-	case r.Header.Get("Sec-WebSocket-Version") != "13":
-		return http.StatusUpgradeRequired, fmt.Sprintf("unsupported Sec-WebSocket-Version %q: this server speaks 13 (RFC 6455 section 4.4)",
-			strings.Join(r.Header.Values("Sec-WebSocket-Version"), ", ")), "Sec-WebSocket-Version: 13"
+	case !r.ProtoAtLeast(1, 1): // net/http has refused every major version but 1
+		return bad("the opening handshake needs HTTP/1.1 or higher (RFC 6455 section 4.1), not " + r.Proto)
+	case len(r.TransferEncoding) > 0: // net/http moves the field here
+		return withBody("Transfer-Encoding: " + strings.Join(r.TransferEncoding, ", "))
+	case r.ContentLength != 0:
+		return withBody("Content-Length: " + strconv.FormatInt(r.ContentLength, 10))
+	// No check for Host: net/http refuses an HTTP/1.1 request without one.
+	case !hasToken(value("Upgrade"), "websocket"):
+		return bad(`missing "Upgrade: websocket" (RFC 6455 section 4.2.1)`)
+	case !hasToken(value("Connection"), "upgrade"):
+		return bad(`"Connection" must include "Upgrade" (RFC 6455 section 4.2.1)`)
+	case value("Sec-WebSocket-Version") != "13":
+		// Name the version we speak, so that the client can retry with it
+		// (RFC 6455 section 4.4).
+		return http.StatusUpgradeRequired,
+			fmt.Sprintf("unsupported Sec-WebSocket-Version %q: this server speaks 13 (RFC 6455 section 4.4)", value("Sec-WebSocket-Version")),
+			"Sec-WebSocket-Version: 13"
 	}
-	keys := r.Header.Values("Sec-WebSocket-Key")
-	if nonce, err := base64.StdEncoding.DecodeString(strings.Join(keys, ", ")); len(keys) != 1 || err != nil || len(nonce) != 16 {
-		return http.StatusBadRequest, fmt.Sprintf("Sec-WebSocket-Key %q is not 16 bytes in base64 (RFC 6455 section 4.1)", strings.Join(keys, ", ")), ""
+	key := value("Sec-WebSocket-Key")
+	if nonce, err := base64.StdEncoding.DecodeString(key); err != nil || len(nonce) != 16 {
+		return bad(fmt.Sprintf("Sec-WebSocket-Key %q is not 16 bytes in base64 (RFC 6455 section 4.1)", key))
 	}
 	if origin := r.Header.Get("Origin"); !u.originAllowed(origin, r.Host) {
 		if o, err := url.Parse(origin); err != nil || o.Host == "" {
@@ -170,14 +188,12 @@ func isLoopback(addr net.Addr) bool {
 	return ok && tcp.IP.IsLoopback()
 }
 
-// hasToken reports whether comma-separated header values such as
-// "keep-alive, Upgrade" hold token, ignoring case.
-func hasToken(values []string, token string) bool {
-	for _, value := range values {
-		for _, item := range strings.Split(value, ",") {
-			if strings.EqualFold(strings.TrimSpace(item), token) {
-				return true
-			}
+// hasToken reports whether a comma-separated header value such as
+// "keep-alive, Upgrade" holds token, ignoring case.
+func hasToken(list, token string) bool {
+	for _, item := range strings.Split(list, ",") {
+		if strings.EqualFold(strings.TrimSpace(item), token) {
+			return true
 		}
 	}
 	return false
