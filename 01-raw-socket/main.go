@@ -12,6 +12,7 @@ package main
 
 import (
 	_ "embed"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -43,8 +44,15 @@ func main() {
 func serve(ln net.Listener, out io.Writer) error {
 	for {
 		conn, err := ln.Accept()
-		if err != nil {
+		if errors.Is(err, net.ErrClosed) {
 			return err
+		}
+		if err != nil {
+			// Out of file descriptors, say, while many clients are
+			// connected: no reason to stop serving. Wait, and try again.
+			fmt.Fprintf(out, "accept failed: %v; trying again in a second\n\n", err)
+			time.Sleep(time.Second)
+			continue
 		}
 		go handle(conn, out)
 	}

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
@@ -81,4 +85,23 @@ func TestBrowserShowsTheUpgradeRequest(t *testing.T) {
 		assert.Contains(t, upgrade, line)
 	}
 	booktest.Screenshot(t, ctx, "01-raw-socket")
+}
+
+// serve goes on after Accept fails, as it does when the process is out of
+// file descriptors.
+func TestServeOutlivesAcceptErrors(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	var out booktest.Output
+	go serve(&booktest.FailingListener{Listener: ln, Failures: 1}, &out)
+
+	conn := booktest.Dial(t, ln.Addr().String())
+	_, err = conn.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	require.NoError(t, err)
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err, "the client is served after the failed Accept")
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Contains(t, out.String(), "accept failed: accept tcp: too many open files; trying again in a second")
 }

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"io"
+	"net"
+	"net/http"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
@@ -50,4 +55,34 @@ func TestBrowserRequestIsParsedIntoATable(t *testing.T) {
 		assert.Contains(t, table, line)
 	}
 	booktest.Screenshot(t, ctx, "02-parse-headers")
+}
+
+// serve goes on after Accept fails, as it does when the process is out of
+// file descriptors, and serves at most maxConns connections at once: the
+// next client waits until one of them leaves.
+func TestServeOutlivesAcceptErrorsAndCapsConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	var out booktest.Output
+	s := newServer(&out)
+	s.maxConns = 2
+	go s.serve(&booktest.FailingListener{Listener: ln, Failures: 1})
+	addr := ln.Addr().String()
+
+	first := booktest.Dial(t, addr) // the two slots taken by clients that send nothing
+	booktest.Dial(t, addr)
+	third := booktest.Dial(t, addr)
+	_, err = third.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	require.NoError(t, err)
+	third.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
+	_, err = third.Read(make([]byte, 1))
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "a third client was served while two held the slots")
+
+	first.Close()
+	third.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(third), nil)
+	require.NoError(t, err, "the third client is served once the first leaves")
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Contains(t, out.String(), "accept failed: accept tcp: too many open files; trying again in a second")
 }

@@ -18,15 +18,20 @@ func respond(conn net.Conn, status, contentType string, body []byte) {
 }
 
 // refuse answers a request the server will not serve, with the status and
-// the reason in words, and hangs up so that the answer arrives. Closing a
-// connection while the client's bytes are still coming in (the rest of a
-// head over the limit, a body we never read) makes the kernel reset it,
-// and a reset can destroy the answer before the client has read it. So we
-// first close only our sending side, which tells the client the answer is
-// complete, then read and drop what the client still sends until it closes
-// too, for at most lingerTime and lingerBytes, and only then close.
+// the reason in words, and hangs up so that the answer arrives.
 func refuse(conn net.Conn, status, reason string) {
 	respond(conn, status, "text/plain; charset=utf-8", []byte(reason+"\n"))
+	hangUp(conn)
+}
+
+// hangUp closes a connection so that what we sent last arrives. Closing a
+// connection while the client's bytes are still coming in (the rest of a
+// head over the limit, a body we never read) makes the kernel reset it,
+// and a reset can destroy our last words before the client has read them.
+// So we first close only our sending side, which tells the client we are
+// done, then read and drop what the client still sends until it closes
+// too, for at most lingerTime and lingerBytes, and only then close.
+func hangUp(conn net.Conn) {
 	if tcp, ok := conn.(*net.TCPConn); ok {
 		tcp.CloseWrite()
 	}
@@ -35,7 +40,7 @@ func refuse(conn net.Conn, status, reason string) {
 	conn.Close()
 }
 
-// How long, and how much, refuse keeps reading after its answer.
+// How long, and how much, hangUp keeps reading after our last words.
 const (
 	lingerTime  = 2 * time.Second
 	lingerBytes = 1 << 20 // 1 MiB

@@ -78,6 +78,9 @@ func TestParseHeadRefusesWhatItCannotRead(t *testing.T) {
 		{"empty name", "GET / HTTP/1.1\r\n: a\r\n\r\n", "invalid header name"},
 		{"folded line", "GET / HTTP/1.1\r\nHost: a\r\n b\r\n\r\n", "folded header line"},
 		{"control character", "GET / HTTP/1.1\r\nHost: a\x00b\r\n\r\n", "control character"},
+		{"escape in the target", "GET /\x1b[2J HTTP/1.1\r\nHost: a\r\n\r\n", `request target "/\x1b[2J" holds a character that is not visible ASCII`},
+		{"tab in the target", "GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n", "not visible ASCII"},
+		{"UTF-8 in the target", "GET /é HTTP/1.1\r\nHost: a\r\n\r\n", "not visible ASCII"},
 		{"empty line inside (found by FuzzParseHead)", "0 0 HTTP/0.0\n\n\r", "empty line inside the request head"},
 	}
 	for _, tt := range tests {

@@ -45,6 +45,7 @@ type server struct {
 	out         io.Writer
 	headLimit   int           // the largest request head we accept, in bytes
 	headTimeout time.Duration // how long a client has to send the whole head
+	maxConns    int           // the most connections served at once
 	idleTimeout time.Duration // how long an open WebSocket may stay silent
 	maxPayload  uint64        // the largest frame payload we accept, in bytes
 }
@@ -54,20 +55,36 @@ func newServer(out io.Writer) *server {
 		out:         out,
 		headLimit:   8 << 10, // 8 KiB, the usual limit of web servers
 		headTimeout: 10 * time.Second,
+		maxConns:    256,
 		idleTimeout: 10 * time.Minute,
-		maxPayload:  16 << 20, // 16 MiB
+		maxPayload:  1 << 20, // 1 MiB, the largest payload the page sends
 	}
 }
 
 // serve accepts connections until ln is closed. Each connection gets its own
-// goroutine, so one slow client never holds up the next.
+// goroutine, so one slow client never holds up the next, and at most
+// maxConns are served at once: a crowd past that waits in the kernel's
+// queue for a free slot, instead of costing us a file and memory each.
 func (s *server) serve(ln net.Listener) error {
+	slots := make(chan struct{}, s.maxConns)
 	for {
+		slots <- struct{}{} // blocks while maxConns connections are being served
 		conn, err := ln.Accept()
-		if err != nil {
+		if errors.Is(err, net.ErrClosed) {
 			return err
 		}
-		go s.handle(conn)
+		if err != nil {
+			// Out of file descriptors, say: no reason to stop serving.
+			// Wait, and try again.
+			<-slots
+			fmt.Fprintf(s.out, "--- accept failed: %v; trying again in a second ---\n\n", err)
+			time.Sleep(time.Second)
+			continue
+		}
+		go func() {
+			defer func() { <-slots }()
+			s.handle(conn)
+		}()
 	}
 }
 

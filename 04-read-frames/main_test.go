@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -44,17 +48,17 @@ func TestACloseFrameEndsTheConnection(t *testing.T) {
 	out.WaitFor(t, "close frame received: hanging up")
 }
 
-// A connection that once received a 16 MiB frame must not hold 16 MiB for
-// the rest of its life. Several clients each send one, then stay open and
-// quiet; once the server has handled the frames, its heap is back near
-// where it started.
+// A connection that once received a frame as large as the limit must not
+// hold it for the rest of its life. Many clients each send one, then stay
+// open and quiet; once the server has handled the frames, its heap is back
+// near where it started.
 func TestAHugeFrameIsNotKeptAfterwards(t *testing.T) {
 	addr, out := start(t, nil)
-	const clients, size = 8, 16 << 20
+	const clients, size = 32, 1 << 20 // the limit
 	conns := make([]*booktest.Conn, clients)
 	for i := range conns {
 		_, _, conns[i] = booktest.Request(t, addr, booktest.ChromiumUpgrade)
-		conns[i].SetDeadline(time.Now().Add(time.Minute)) // 16 MiB each, maybe under -race
+		conns[i].SetDeadline(time.Now().Add(time.Minute)) // 1 MiB each, maybe under -race
 	}
 	var before runtime.MemStats
 	runtime.GC()
@@ -69,7 +73,7 @@ func TestAHugeFrameIsNotKeptAfterwards(t *testing.T) {
 			require.NoError(t, err)
 		}
 	}
-	out.WaitForCount(t, "message: binary, 16777216 bytes in 1 frame(s)", clients)
+	out.WaitForCount(t, "message: binary, 1048576 bytes in 1 frame(s)", clients)
 
 	var held int64
 	assert.Eventually(t, func() bool {
@@ -79,7 +83,7 @@ func TestAHugeFrameIsNotKeptAfterwards(t *testing.T) {
 		held = int64(now.HeapAlloc) - int64(before.HeapAlloc)
 		return held < 8<<20
 	}, 5*time.Second, 100*time.Millisecond, "")
-	t.Logf("%d connections, each after a 16 MiB frame, hold %d KiB", clients, held/1024)
+	t.Logf("%d connections, each after a 1 MiB frame, hold %d KiB", clients, held/1024)
 	assert.Less(t, held, int64(8<<20), "the connections kept their buffers")
 }
 
@@ -169,4 +173,34 @@ func lengthForm(n int) string {
 		return "16-bit"
 	}
 	return "64-bit"
+}
+
+// serve goes on after Accept fails, as it does when the process is out of
+// file descriptors, and serves at most maxConns connections at once: the
+// next client waits until one of them leaves.
+func TestServeOutlivesAcceptErrorsAndCapsConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	var out booktest.Output
+	s := newServer(&out)
+	s.maxConns = 2
+	go s.serve(&booktest.FailingListener{Listener: ln, Failures: 1})
+	addr := ln.Addr().String()
+
+	first := booktest.Dial(t, addr) // the two slots taken by clients that send nothing
+	booktest.Dial(t, addr)
+	third := booktest.Dial(t, addr)
+	_, err = third.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	require.NoError(t, err)
+	third.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
+	_, err = third.Read(make([]byte, 1))
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "a third client was served while two held the slots")
+
+	first.Close()
+	third.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(third), nil)
+	require.NoError(t, err, "the third client is served once the first leaves")
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Contains(t, out.String(), "accept failed: accept tcp: too many open files; trying again in a second")
 }

@@ -82,6 +82,12 @@ func parseHead(head []byte) (*request, error) {
 	if len(parts) != 3 || !isToken(parts[0]) || parts[1] == "" || !isHTTPVersion(parts[2]) {
 		return nil, fmt.Errorf("malformed request line %q", lines[0])
 	}
+	// The target is visible ASCII (RFC 9112 section 3.2). Anything else, an
+	// escape character above all, could do things to the terminal it is
+	// printed on.
+	if strings.ContainsFunc(parts[1], func(c rune) bool { return c <= ' ' || c >= 0x7f }) {
+		return nil, fmt.Errorf("request target %q holds a character that is not visible ASCII (RFC 9112 section 3.2)", parts[1])
+	}
 	req := &request{method: parts[0], target: parts[1], proto: parts[2]}
 	// isHTTPVersion has checked the shape HTTP/d.d. The digits are compared
 	// as numbers from here on, never as text.

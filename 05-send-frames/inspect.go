@@ -13,7 +13,7 @@ import (
 // WebSocket, so memory grows only with the number of open connections.
 type inspections struct {
 	mu   sync.Mutex
-	last map[string]inspection
+	last map[string]*inspection // nil for a token claimed but with nothing recorded yet
 }
 
 // inspection shows the start of each frame as hex, byte by byte.
@@ -33,10 +33,24 @@ type inspection struct {
 
 const inspectBytes = 16 // how much of each payload the inspector shows
 
-// record keeps the start of a frame and of its reply under token,
+// claim reserves token for the connection that opened with it, and returns
+// it; or "" (record nothing) if the token is empty, over 64 bytes, or held
+// by another connection, which would otherwise see this one's frames, and
+// lose its own when this one ends.
+func (in *inspections) claim(token string) string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if _, taken := in.last[token]; token == "" || len(token) > 64 || taken {
+		return ""
+	}
+	in.last[token] = nil
+	return token
+}
+
+// record keeps the start of a frame and of its reply under a claimed token,
 // replacing what was kept before.
 func (in *inspections) record(token string, f frame, reply []byte) {
-	if token == "" || len(token) > 64 {
+	if token == "" {
 		return
 	}
 	var i inspection
@@ -53,11 +67,15 @@ func (in *inspections) record(token string, f frame, reply []byte) {
 
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	in.last[token] = i
+	in.last[token] = &i
 }
 
-// forget drops what was kept under token, when its connection ends.
+// forget drops what was kept under a claimed token, when its connection
+// ends.
 func (in *inspections) forget(token string) {
+	if token == "" {
+		return
+	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	delete(in.last, token)
@@ -66,9 +84,9 @@ func (in *inspections) forget(token string) {
 // serve answers GET /inspect?token=TOKEN with the last inspection as JSON.
 func (in *inspections) serve(conn net.Conn, token string) {
 	in.mu.Lock()
-	i, ok := in.last[token]
+	i := in.last[token]
 	in.mu.Unlock()
-	if !ok {
+	if i == nil {
 		respond(conn, "404 Not Found", "text/plain; charset=utf-8", []byte("nothing recorded for that token\n"))
 		return
 	}

@@ -48,6 +48,7 @@ type server struct {
 	out         io.Writer
 	headLimit   int           // the largest request head we accept, in bytes
 	headTimeout time.Duration // how long a client has to send the whole head
+	maxConns    int           // the most connections served at once
 	idleTimeout time.Duration // how long an open WebSocket may stay silent
 	sendTimeout time.Duration // how long one frame may take to send
 	maxPayload  uint64        // the largest frame payload we accept, in bytes
@@ -60,22 +61,38 @@ func newServer(out io.Writer) *server {
 		out:         out,
 		headLimit:   8 << 10, // 8 KiB, the usual limit of web servers
 		headTimeout: 10 * time.Second,
+		maxConns:    256,
 		idleTimeout: 10 * time.Minute,
 		sendTimeout: 10 * time.Second,
-		maxPayload:  16 << 20, // 16 MiB
-		inspections: inspections{last: map[string]inspection{}},
+		maxPayload:  1 << 20, // 1 MiB, the largest payload the page sends
+		inspections: inspections{last: map[string]*inspection{}},
 	}
 }
 
 // serve accepts connections until ln is closed. Each connection gets its own
-// goroutine, so one slow client never holds up the next.
+// goroutine, so one slow client never holds up the next, and at most
+// maxConns are served at once: a crowd past that waits in the kernel's
+// queue for a free slot, instead of costing us a file and memory each.
 func (s *server) serve(ln net.Listener) error {
+	slots := make(chan struct{}, s.maxConns)
 	for {
+		slots <- struct{}{} // blocks while maxConns connections are being served
 		conn, err := ln.Accept()
-		if err != nil {
+		if errors.Is(err, net.ErrClosed) {
 			return err
 		}
-		go s.handle(conn)
+		if err != nil {
+			// Out of file descriptors, say: no reason to stop serving.
+			// Wait, and try again.
+			<-slots
+			fmt.Fprintf(s.out, "--- accept failed: %v; trying again in a second ---\n\n", err)
+			time.Sleep(time.Second)
+			continue
+		}
+		go func() {
+			defer func() { <-slots }()
+			s.handle(conn)
+		}()
 	}
 }
 
@@ -134,12 +151,13 @@ func (s *server) handle(conn net.Conn) {
 // each text, binary or continuation frame goes back as it came (same FIN,
 // same opcode, same payload), and a close frame is answered with a close
 // frame carrying the same status, after which we hang up (RFC 6455 section
-// 5.5.1; chapter 06 checks the status first). If the page gave a token, the
-// frames are also kept for GET /inspect.
+// 5.5.1; chapter 06 checks the status first). If the page gave a token no
+// other connection holds, the frames are also kept for GET /inspect.
 func (s *server) echo(conn net.Conn, br *bufio.Reader, token string) {
 	from := conn.RemoteAddr()
 	frames := &frameReader{r: br, maxPayload: s.maxPayload}
 	var message messageSum
+	token = s.inspections.claim(token)
 	defer s.inspections.forget(token)
 	for n := 1; ; n++ {
 		conn.SetReadDeadline(time.Now().Add(s.idleTimeout))
@@ -151,9 +169,17 @@ func (s *server) echo(conn net.Conn, br *bufio.Reader, token string) {
 		fmt.Fprintf(s.out, "--- %s: frame %d, %d bytes on the wire ---\n%s",
 			from, n, len(f.header)+len(f.payload), dissect(f))
 		if f.opcode == opClose {
-			reply := appendFrame(nil, true, opClose, f.payload)
+			// Echo the status code, the payload's first 2 bytes (RFC 6455
+			// section 5.5.1), without the reason; a payload too short to
+			// hold a code gets an empty close frame back.
+			status := f.payload[:0]
+			if len(f.payload) >= 2 {
+				status = f.payload[:2]
+			}
+			reply := appendFrame(nil, true, opClose, status)
 			s.send(conn, reply)
 			fmt.Fprintf(s.out, "  reply       % x (close)\n\n--- %s: close frame answered: hanging up ---\n\n", reply, from)
+			hangUp(conn) // so that the close frame arrives, whatever the client still sends
 			return
 		}
 		if f.opcode >= opClose {

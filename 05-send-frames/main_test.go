@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -62,29 +66,44 @@ func TestFragmentsAreEchoedAsTheyCame(t *testing.T) {
 
 func TestACloseFrameIsAnsweredThenTheConnectionEnds(t *testing.T) {
 	addr, out := start(t, nil)
-	_, _, conn := booktest.Request(t, addr, booktest.ChromiumUpgrade)
-	_, err := conn.Write(booktest.ClientFrame(0x88, []byte{0x03, 0xE8}, testKey)) // close, status 1000
-	require.NoError(t, err)
-	f := booktest.ReadServerFrame(t, conn.R)
-	assert.True(t, f.Fin)
-	assert.Equal(t, byte(opClose), f.Opcode)
-	assert.Equal(t, []byte{0x03, 0xE8}, f.Payload)
-	_, err = conn.R.ReadByte()
-	assert.ErrorIs(t, err, io.EOF)
+	for _, tt := range []struct {
+		name        string
+		payload     []byte
+		after       []byte // what the client sends after its close frame
+		wantPayload []byte
+	}{
+		{"status 1000", []byte{0x03, 0xE8}, nil, []byte{0x03, 0xE8}},
+		{"status and reason: the reason stays behind", []byte{0x03, 0xE8, 'b', 'y', 'e'}, nil, []byte{0x03, 0xE8}},
+		{"1 byte, too short for a status", []byte{0x03}, nil, []byte{}},
+		{"no payload", nil, nil, []byte{}},
+		{"then 100 KB more: the close frame still arrives", []byte{0x03, 0xE8}, make([]byte, 100<<10), []byte{0x03, 0xE8}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, conn := booktest.Request(t, addr, booktest.ChromiumUpgrade)
+			_, err := conn.Write(append(booktest.ClientFrame(0x88, tt.payload, testKey), tt.after...))
+			require.NoError(t, err)
+			f := booktest.ReadServerFrame(t, conn.R)
+			assert.True(t, f.Fin)
+			assert.Equal(t, byte(opClose), f.Opcode)
+			assert.Equal(t, tt.wantPayload, f.Payload)
+			_, err = conn.R.ReadByte()
+			assert.ErrorIs(t, err, io.EOF, "the server hangs up after its close frame")
+		})
+	}
 	out.WaitFor(t, "close frame answered: hanging up")
 }
 
-// A connection that once received a 16 MiB frame must not hold 16 MiB for
-// the rest of its life. Several clients each send one, then stay open and
-// quiet; once the server has handled the frames, its heap is back near
-// where it started.
+// A connection that once received a frame as large as the limit must not
+// hold it for the rest of its life. Many clients each send one, then stay
+// open and quiet; once the server has handled the frames, its heap is back
+// near where it started.
 func TestAHugeFrameIsNotKeptAfterwards(t *testing.T) {
 	addr, out := start(t, nil)
-	const clients, size = 8, 16 << 20
+	const clients, size = 32, 1 << 20 // the limit
 	conns := make([]*booktest.Conn, clients)
 	for i := range conns {
 		_, _, conns[i] = booktest.Request(t, addr, booktest.ChromiumUpgrade)
-		conns[i].SetDeadline(time.Now().Add(time.Minute)) // 16 MiB each, maybe under -race
+		conns[i].SetDeadline(time.Now().Add(time.Minute)) // 1 MiB each, maybe under -race
 	}
 	var before runtime.MemStats
 	runtime.GC()
@@ -101,7 +120,7 @@ func TestAHugeFrameIsNotKeptAfterwards(t *testing.T) {
 		_, err = io.CopyN(io.Discard, conn.R, 10+size) // the echo
 		require.NoError(t, err)
 	}
-	out.WaitForCount(t, "message: binary, 16777216 bytes in 1 frame(s)", clients)
+	out.WaitForCount(t, "message: binary, 1048576 bytes in 1 frame(s)", clients)
 
 	var held int64
 	assert.Eventually(t, func() bool {
@@ -111,7 +130,7 @@ func TestAHugeFrameIsNotKeptAfterwards(t *testing.T) {
 		held = int64(now.HeapAlloc) - int64(before.HeapAlloc)
 		return held < 8<<20
 	}, 5*time.Second, 100*time.Millisecond, "")
-	t.Logf("%d connections, each after a 16 MiB frame, hold %d KiB", clients, held/1024)
+	t.Logf("%d connections, each after a 1 MiB frame, hold %d KiB", clients, held/1024)
 	assert.Less(t, held, int64(8<<20), "the connections kept their buffers")
 }
 
@@ -172,4 +191,34 @@ func TestBrowserGetsEveryBoundaryBackAndInspectsIt(t *testing.T) {
 		assert.Contains(t, inspector, want)
 	}
 	booktest.Screenshot(t, ctx, "05-send-frames")
+}
+
+// serve goes on after Accept fails, as it does when the process is out of
+// file descriptors, and serves at most maxConns connections at once: the
+// next client waits until one of them leaves.
+func TestServeOutlivesAcceptErrorsAndCapsConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	var out booktest.Output
+	s := newServer(&out)
+	s.maxConns = 2
+	go s.serve(&booktest.FailingListener{Listener: ln, Failures: 1})
+	addr := ln.Addr().String()
+
+	first := booktest.Dial(t, addr) // the two slots taken by clients that send nothing
+	booktest.Dial(t, addr)
+	third := booktest.Dial(t, addr)
+	_, err = third.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	require.NoError(t, err)
+	third.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
+	_, err = third.Read(make([]byte, 1))
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "a third client was served while two held the slots")
+
+	first.Close()
+	third.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(third), nil)
+	require.NoError(t, err, "the third client is served once the first leaves")
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Contains(t, out.String(), "accept failed: accept tcp: too many open files; trying again in a second")
 }

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -138,4 +139,24 @@ func RepoRoot(t testing.TB) string {
 		}
 		dir = parent
 	}
+}
+
+// FailingListener fails its first Failures calls to Accept with EMFILE, the
+// error a server gets when it has run out of file descriptors, then accepts
+// from the Listener it wraps: a server must outlive such errors.
+type FailingListener struct {
+	net.Listener
+	mu       sync.Mutex
+	Failures int
+}
+
+func (l *FailingListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	if l.Failures > 0 {
+		l.Failures--
+		l.mu.Unlock()
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: syscall.EMFILE}
+	}
+	l.mu.Unlock()
+	return l.Listener.Accept()
 }
