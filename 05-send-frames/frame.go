@@ -99,7 +99,7 @@ func (fr *frameReader) next() (frame, error) {
 
 	// Only now, with the length checked against the limit, is memory set
 	// aside for the payload, and only as fast as the payload arrives: the
-	// length is what the peer declared, and a peer may declare 16 MiB and
+	// length is what the peer declared, and a peer may declare 1 MiB and
 	// send one byte. io.ReadAll grows its buffer with the bytes it reads,
 	// and the LimitReader stops it at the end of this frame.
 	payload, err := io.ReadAll(io.LimitReader(fr.r, int64(length)))

@@ -175,9 +175,9 @@ func TestPayloadMemoryFollowsTheBytesThatArrive(t *testing.T) {
 	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(256<<10))
 }
 
-// A client may declare 16 MiB and send one byte. The server's memory must
-// follow the bytes that arrive, not the lengths clients declare: 50 such
-// clients must not cost 50 times 16 MiB.
+// A client may declare 1 MiB, the limit, and send one byte. The server's
+// memory must follow the bytes that arrive, not the lengths clients
+// declare: 50 such clients must not cost 50 times 1 MiB.
 func TestDeclaredButUnsentPayloadsCostLittleMemory(t *testing.T) {
 	addr, out := start(t, nil)
 	const clients = 50
