@@ -4,8 +4,46 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
+	"time"
 )
+
+// readRequest reads one request head from br and parses it, within
+// headTimeout and headLimit, and prints it as a table. A head it cannot
+// read is answered with the status that says why (431, 505 or 400), or not
+// at all if the client never finished it, and readRequest returns nil.
+func (s *server) readRequest(conn net.Conn, br *bufio.Reader) *request {
+	from := conn.RemoteAddr()
+
+	// One deadline for the whole head, not one per Read: a client that
+	// trickles a byte every few seconds must not keep us waiting forever.
+	conn.SetDeadline(time.Now().Add(s.headTimeout))
+	head, err := readHead(br, s.headLimit)
+	if errors.Is(err, errHeadTooLarge) {
+		fmt.Fprintf(s.out, "--- %s: 431, request head over %d bytes ---\n\n", from, s.headLimit)
+		refuse(conn, "431 Request Header Fields Too Large", fmt.Sprintf("request head over %d bytes", s.headLimit))
+		return nil
+	}
+	if err != nil {
+		fmt.Fprintf(s.out, "--- %s: no complete request head: %v ---\n\n", from, err)
+		return nil
+	}
+
+	req, err := parseHead(head)
+	if errors.Is(err, errHTTPVersion) {
+		fmt.Fprintf(s.out, "--- %s: 505, %v ---\n\n", from, err)
+		refuse(conn, "505 HTTP Version Not Supported", err.Error())
+		return nil
+	}
+	if err != nil {
+		fmt.Fprintf(s.out, "--- %s: 400, %v ---\n\n", from, err)
+		refuse(conn, "400 Bad Request", err.Error())
+		return nil
+	}
+	fmt.Fprintf(s.out, "--- %s: %d bytes ---\n%s\n", from, len(head), req.table())
+	return req
+}
 
 // errHeadTooLarge is readHead's error for a head over its limit: the
 // answer is 431, not 400.

@@ -92,35 +92,11 @@ func (s *server) serve(ln net.Listener) error {
 // at /, the WebSocket handshake at /ws.
 func (s *server) handle(conn net.Conn) {
 	defer conn.Close()
-	from := conn.RemoteAddr()
-
-	// One deadline for the whole head, not one per Read: a client that
-	// trickles a byte every few seconds must not keep us waiting forever.
-	conn.SetDeadline(time.Now().Add(s.headTimeout))
 	br := bufio.NewReader(conn)
-	head, err := readHead(br, s.headLimit)
-	if errors.Is(err, errHeadTooLarge) {
-		fmt.Fprintf(s.out, "--- %s: 431, request head over %d bytes ---\n\n", from, s.headLimit)
-		refuse(conn, "431 Request Header Fields Too Large", fmt.Sprintf("request head over %d bytes", s.headLimit))
+	req := s.readRequest(conn, br)
+	if req == nil {
 		return
 	}
-	if err != nil {
-		fmt.Fprintf(s.out, "--- %s: no complete request head: %v ---\n\n", from, err)
-		return
-	}
-
-	req, err := parseHead(head)
-	if errors.Is(err, errHTTPVersion) {
-		fmt.Fprintf(s.out, "--- %s: 505, %v ---\n\n", from, err)
-		refuse(conn, "505 HTTP Version Not Supported", err.Error())
-		return
-	}
-	if err != nil {
-		fmt.Fprintf(s.out, "--- %s: 400, %v ---\n\n", from, err)
-		refuse(conn, "400 Bad Request", err.Error())
-		return
-	}
-	fmt.Fprintf(s.out, "--- %s: %d bytes ---\n%s\n", from, len(head), req.table())
 
 	switch {
 	case req.method == "GET" && req.target == "/":
