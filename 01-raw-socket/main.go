@@ -48,9 +48,9 @@ func serve(ln net.Listener, out io.Writer) error {
 			return err
 		}
 		if err != nil {
-			// Out of file descriptors, say, while many clients are
-			// connected: no reason to stop serving. Wait, and try again.
-			fmt.Fprintf(out, "accept failed: %v; trying again in a second\n\n", err)
+			// Out of file descriptors, say: no reason to stop serving.
+			// Wait, and try again.
+			fmt.Fprintf(out, "--- accept failed: %v; trying again in a second ---\n\n", err)
 			time.Sleep(time.Second)
 			continue
 		}

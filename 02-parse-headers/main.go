@@ -84,7 +84,7 @@ func (s *server) serve(ln net.Listener) error {
 	}
 }
 
-// handle reads one request head, prints it as a table and answers.
+// handle reads one request (readRequest, in head.go) and answers it.
 func (s *server) handle(conn net.Conn) {
 	defer conn.Close()
 	req := s.readRequest(conn, bufio.NewReader(conn))

@@ -88,8 +88,8 @@ func (s *server) serve(ln net.Listener) error {
 	}
 }
 
-// handle reads one request head, prints it as a table and answers: the page
-// at /, the WebSocket handshake at /ws.
+// handle reads one request (readRequest, in head.go) and answers it: the
+// page at /, the WebSocket handshake at /ws.
 func (s *server) handle(conn net.Conn) {
 	defer conn.Close()
 	br := bufio.NewReader(conn)
