@@ -114,8 +114,8 @@ func (s *server) handle(conn net.Conn) {
 // readFrames decodes and dissects frames until the client sends a close
 // frame, breaks a rule, or goes quiet for longer than idleTimeout. This
 // chapter cannot send frames yet, so it answers nothing: a close frame or a
-// bad frame simply ends the TCP connection (chapter 06 does the closing
-// handshake properly).
+// bad frame simply ends the TCP connection (chapter 05 answers a close
+// frame, and chapter 06 does the whole closing handshake).
 func (s *server) readFrames(conn net.Conn, br *bufio.Reader) {
 	from := conn.RemoteAddr()
 	frames := &frameReader{r: br, maxPayload: s.maxPayload}
