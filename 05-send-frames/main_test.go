@@ -76,7 +76,7 @@ func TestACloseFrameIsAnsweredThenTheConnectionEnds(t *testing.T) {
 		{"status and reason: the reason stays behind", []byte{0x03, 0xE8, 'b', 'y', 'e'}, nil, []byte{0x03, 0xE8}},
 		{"1 byte, too short for a status", []byte{0x03}, nil, []byte{}},
 		{"no payload", nil, nil, []byte{}},
-		{"then 100 KB more: the close frame still arrives", []byte{0x03, 0xE8}, make([]byte, 100<<10), []byte{0x03, 0xE8}},
+		{"then 100 KiB more: the close frame still arrives", []byte{0x03, 0xE8}, make([]byte, 100<<10), []byte{0x03, 0xE8}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, conn := booktest.Request(t, addr, booktest.ChromiumUpgrade)
