@@ -148,7 +148,7 @@ func (s *server) echo(conn net.Conn, br *bufio.Reader, token string) {
 			// Echo the status code, the payload's first 2 bytes (RFC 6455
 			// section 5.5.1), without the reason; a payload too short to
 			// hold a code gets an empty close frame back.
-			status := f.payload[:0]
+			var status []byte
 			if len(f.payload) >= 2 {
 				status = f.payload[:2]
 			}
