@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -212,7 +213,7 @@ func BenchmarkJoinBurst(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			servers[i] = newConn(server, bufio.NewReader(server), &limits, &messageMemory{max: 1 << 30})
+			servers[i] = newConn(server, nil, &limits, &messageMemory{max: 1 << 30})
 			go countFrames(client, joins-i+1, &heard, &dropped) // its welcome, its join and those after it
 		}
 		h := newServer(defaultConfig(), io.Discard).hub
@@ -239,6 +240,66 @@ func BenchmarkJoinBurst(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/op")
+}
+
+// BenchmarkIdle opens 2000 /echo connections, each of which sends one
+// 32-byte message and reads it back, then leaves them idle, and reports
+// what the process's live heap and goroutine stacks grew by, per
+// connection, once the sweep has moved them to small goroutines. Both ends
+// are in this process: the client's end is a bare net.Conn, a few hundred
+// bytes of the heap figure. internal/bench measures the server's whole
+// resident memory instead, in a process of its own.
+func BenchmarkIdle(b *testing.B) {
+	const conns = 2000
+	addr, _ := start(b, func(c *config) { c.limits.PingInterval = time.Hour })
+	payload := []byte(strings.Repeat("x", 32))
+	frame := booktest.ClientFrame(0x81, payload, testKey)
+	var perConn, heapPer, stackPer float64
+	for b.Loop() {
+		before := liveMemory()
+		open := make([]net.Conn, conns)
+		for i := range open {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			open[i] = c
+			fmt.Fprintf(c, "GET /echo HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", addr)
+			r := bufio.NewReaderSize(c, 16)
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					b.Fatal(err)
+				}
+				if line == "\r\n" {
+					break
+				}
+			}
+			c.Write(frame)
+			_ = io.ReadFull
+		}
+		time.Sleep(3 * idleAfter) // two sweeps, and the handover
+		after := liveMemory()
+		heapPer = float64(after.heap-before.heap) / conns
+		stackPer = float64(after.stack-before.stack) / conns
+		perConn = heapPer + stackPer
+		for _, c := range open {
+			c.Close()
+		}
+	}
+	b.ReportMetric(perConn, "B/conn")
+	b.ReportMetric(heapPer, "heap-B/conn")
+	b.ReportMetric(stackPer, "stack-B/conn")
+}
+
+type live struct{ heap, stack uint64 }
+
+func liveMemory() live {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return live{m.HeapAlloc, m.StackInuse}
 }
 
 // countFrames reads server frames from conn and marks wg done once want

@@ -1,11 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,11 +16,13 @@ import (
 //
 // The goroutines that touch a Conn, and what each may do:
 //
-//   - The reading goroutine (echoMessages or chatMessages in main.go) calls
+//   - The reading goroutine (Serve's, which hands each message to the
+//     handler echoMessages or chatMessages in main.go gave it) calls
 //     ReadMessage, which also answers pings and the peer's close frame. It
 //     alone sets the read deadline and resets the keepalive timer, and it
 //     alone ends the connection: closeGracefully after a closing handshake,
-//     closeNow when the connection broke.
+//     closeNow when the connection broke. While the peer is quiet, it ends,
+//     and a new goroutine waits in its place (Serve).
 //   - Writers: the reading goroutine (the echo, pongs, the answer to a close
 //     frame), the chat room's writer goroutine for this client
 //     (writePrepared), the keepalive timer's goroutine (ping) and any
@@ -35,6 +37,7 @@ import (
 //     the peer's close frame.
 type Conn struct {
 	netConn net.Conn
+	in      *reader // what arrives, buffered: frames reads from it
 	frames  frameReader
 	limits  *Limits
 	memory  *messageMemory // shared by every connection: what message buffers may hold in all
@@ -46,7 +49,16 @@ type Conn struct {
 	closeSent atomic.Bool  // set under writeMu: after a close frame, nothing more may be sent
 	closeBy   atomic.Int64 // when the closing handshake must be over, in Unix nanoseconds; 0 until it starts
 
-	pinger *time.Timer
+	readBy  time.Time    // the read deadline last set, by the reading goroutine
+	writeBy time.Time    // the write deadline last set, under writeMu
+	heard   atomic.Int64 // when the last frame arrived, in Unix nanoseconds: the keepalive's clock
+	pinger  *time.Timer
+
+	handle      func(opcode byte, payload []byte) // what Serve does with each message
+	end         func(err error)                   // and with how the connection ended
+	readQuietly func()                            // c.waitQuietly, made once: see Serve
+	state       atomic.Int32                      // where the reading goroutine is: reading, waiting, seen or nudged (see nudge)
+	nudging     sync.Mutex                        // held while nudge sets the read deadline in the past
 }
 
 // Limits are the settings of every connection, with defaults in
@@ -67,13 +79,16 @@ var defaultLimits = Limits{
 	CloseTimeout: 3 * time.Second,
 }
 
-func newConn(netConn net.Conn, br *bufio.Reader, limits *Limits, memory *messageMemory) *Conn {
+func newConn(netConn net.Conn, buffered []byte, limits *Limits, memory *messageMemory) *Conn {
+	in := newReader(netConn, buffered)
 	c := &Conn{
 		netConn: netConn,
-		frames:  frameReader{r: br, maxPayload: uint64(limits.MaxMessage)},
+		in:      in,
+		frames:  frameReader{r: in, maxPayload: uint64(limits.MaxMessage)},
 		limits:  limits,
 		memory:  memory,
 	}
+	c.heard.Store(time.Now().UnixNano())
 	c.pinger = time.AfterFunc(limits.PingInterval, c.ping)
 	return c
 }
@@ -86,6 +101,109 @@ type CloseError struct {
 }
 
 func (e *CloseError) Error() string { return fmt.Sprintf("closed with %d %q", e.Code, e.Reason) }
+
+// idleAfter is how often the server looks for connections whose reading
+// goroutine waits for the peer's next message (see Conn.nudge): one that
+// has waited since the last look gives its place to a goroutine with a
+// smaller stack.
+const idleAfter = 100 * time.Millisecond
+
+// Serve reads messages in a goroutine of its own and calls handle with
+// each, one at a time, until the connection ends; then it calls end with
+// how it ended, as ReadMessage returned it. Serve returns at once.
+//
+// The goroutine that reads grows its stack to 4 KiB or more, handling a
+// message, and would keep it while it waits for the next: most of what an
+// idle connection costs. So when the peer has been quiet for a while (the
+// server's sweep nudges it: see nudge), that goroutine ends, and a new one
+// waits for the peer's next bytes (waitQuietly) on the 2 KiB stack a
+// goroutine starts with, holding no buffer (reader.fill). When bytes come,
+// it reads on in the old one's place. A busy connection keeps its
+// goroutine: starting one for every message would cost more than the wait.
+func (c *Conn) Serve(handle func(opcode byte, payload []byte), end func(err error)) {
+	c.handle, c.end = handle, end
+	// A go statement on a func value with no arguments allocates nothing;
+	// on a method, it would allocate each time.
+	c.readQuietly = c.waitQuietly
+	go c.read()
+}
+
+// Where the reading goroutine is, for nudge.
+const (
+	reading = iota // reading or handling a message
+	waiting        // waiting for the next message
+	seen           // waiting, and seen so by a sweep
+	nudged         // woken by nudge, to give its place to a smaller goroutine
+)
+
+func (c *Conn) read() {
+	for {
+		if c.in.canAwait() && c.in.buffered() == 0 && c.quiet() {
+			go c.readQuietly()
+			return
+		}
+		opcode, payload, err := c.ReadMessage()
+		if err != nil {
+			c.end(err)
+			return
+		}
+		c.handle(opcode, payload)
+	}
+}
+
+// quiet waits for the peer's next bytes, and reports whether a nudge came
+// first, so that the wait should go on in a new goroutine. The last
+// message's buffer goes back to the pool for the wait, unless it grew past
+// the first step: a connection that gets big messages keeps its buffer.
+func (c *Conn) quiet() bool {
+	if cap(c.message) == firstStep {
+		c.releaseMessage()
+	}
+	c.setReadDeadline()
+	c.state.Store(waiting)
+	err := c.in.fill()
+	if c.state.Swap(reading) != nudged {
+		return false // bytes came, or the connection ended: ReadMessage sees which
+	}
+	c.nudging.Lock() // nudge may not have set its deadline yet: let it finish
+	c.nudging.Unlock()
+	c.netConn.SetReadDeadline(c.readBy) // the keepalive's deadline again
+	if c.closing() {
+		c.setReadDeadline()
+	}
+	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || !time.Now().Before(c.readBy) {
+		return false // bytes came after all, or the real deadline passed
+	}
+	return true
+}
+
+// nudge is called on every sweep of the server's connections. The first
+// sweep that finds the reading goroutine waiting for a message marks it;
+// the next, if it is still waiting, sets the read deadline in the past,
+// which wakes it, to hand the wait over (see Serve). A reading goroutine
+// that gets a message in between clears the mark.
+func (c *Conn) nudge() {
+	if c.state.CompareAndSwap(waiting, seen) {
+		return
+	}
+	c.nudging.Lock()
+	if c.state.CompareAndSwap(seen, nudged) {
+		c.netConn.SetReadDeadline(time.Unix(1, 0))
+	}
+	c.nudging.Unlock()
+}
+
+// waitQuietly waits for the peer's next bytes, then reads on. If the read
+// deadline passes first (the peer answered no ping, or the closing
+// handshake's time is up), the connection ends, as it would in
+// ReadMessage.
+func (c *Conn) waitQuietly() {
+	if err := c.in.fill(); err != nil {
+		c.end(c.failed(err))
+		return
+	}
+	c.read()
+}
 
 // ReadMessage returns the next text or binary message, reassembled from its
 // fragments and, for text, checked to be UTF-8. The payload is valid until
@@ -107,7 +225,7 @@ func (c *Conn) ReadMessage() (opcode byte, payload []byte, err error) {
 		if err != nil {
 			return 0, nil, c.failed(err)
 		}
-		c.pinger.Reset(c.limits.PingInterval) // the peer is alive: no need to ping it soon
+		c.heard.Store(time.Now().UnixNano()) // the peer is alive: no need to ping it soon
 
 		switch f.opcode {
 		case opPing:
@@ -182,8 +300,9 @@ func (c *Conn) readPayload(isText, fin bool, text *utf8Checker) error {
 const keepMessageBuffer = 1 << 20
 
 // firstStep is the most a message buffer grows by before any of its bytes
-// have arrived.
-const firstStep = 4 << 10
+// have arrived. A buffer of that size comes from, and goes back to, the
+// pool that read buffers come from.
+const firstStep = bufferSize
 
 // room returns free space after the message for up to want more bytes.
 // The buffer grows only when it is full, and then doubles (from firstStep,
@@ -199,8 +318,14 @@ func (c *Conn) room(want int) ([]byte, error) {
 		if !c.memory.take(beyondKeep(size) - beyondKeep(cap(c.message))) {
 			return nil, fail(closeTryAgainLater, "the server has no memory left for messages just now: try again later")
 		}
-		bigger := make([]byte, start, size)
+		var bigger []byte
+		if size == firstStep {
+			bigger = buffers.Get().(*[bufferSize]byte)[:start]
+		} else {
+			bigger = make([]byte, start, size)
+		}
 		copy(bigger, c.message)
+		c.putBack()
 		c.message = bigger
 	}
 	return c.message[start:min(cap(c.message), start+want)], nil
@@ -209,7 +334,15 @@ func (c *Conn) room(want int) ([]byte, error) {
 // releaseMessage lets the message buffer go, and gives its memory back.
 func (c *Conn) releaseMessage() {
 	c.memory.give(beyondKeep(cap(c.message)))
+	c.putBack()
 	c.message = nil
+}
+
+// putBack returns a first-step message buffer to the pool.
+func (c *Conn) putBack() {
+	if cap(c.message) == firstStep {
+		buffers.Put((*[bufferSize]byte)(c.message[:firstStep]))
+	}
 }
 
 // beyondKeep is what a buffer of size bytes takes from messageMemory.
@@ -218,12 +351,25 @@ func beyondKeep(size int) int { return max(size-keepMessageBuffer, 0) }
 // setReadDeadline gives the next read until the peer must have shown it is
 // alive (PingInterval + PongTimeout), or until the closing handshake must
 // be over, whichever comes first.
+//
+// Moving a deadline updates a timer in the runtime, which costs about as
+// much as the rest of a small message's reading: a deadline that would move
+// by less than an eighth of its time stays where it is (the peer gets at
+// most that much less), so a busy connection moves it every few seconds,
+// not every frame.
 func (c *Conn) setReadDeadline() {
-	c.netConn.SetReadDeadline(c.deadline(c.limits.PingInterval + c.limits.PongTimeout))
+	wait := c.limits.PingInterval + c.limits.PongTimeout
+	by := c.deadline(wait)
+	if !c.closing() && by.Sub(c.readBy) < wait/8 {
+		return
+	}
+	c.readBy = by
+	c.netConn.SetReadDeadline(by)
 	if c.closing() {
 		// Close may have run between the line above and this one, and
 		// set its deadline first: set the earlier one again.
-		c.netConn.SetReadDeadline(c.deadline(c.limits.PingInterval + c.limits.PongTimeout))
+		c.readBy = c.deadline(c.limits.PingInterval + c.limits.PongTimeout)
+		c.netConn.SetReadDeadline(c.readBy)
 	}
 }
 
@@ -328,9 +474,15 @@ func (c *Conn) writeLocked(isClose bool, frame []byte, pieces [][]byte) error {
 	if isClose {
 		c.closeSent.Store(true)
 	}
-	c.netConn.SetWriteDeadline(c.deadline(c.limits.WriteTimeout))
-	if c.closing() { // as in setReadDeadline: setCloseDeadline may have just run
-		c.netConn.SetWriteDeadline(c.deadline(c.limits.WriteTimeout))
+	// As in setReadDeadline: a deadline is moved only by more than an
+	// eighth of its time, and again if setCloseDeadline may have just run.
+	if by := c.deadline(c.limits.WriteTimeout); c.closing() || by.Sub(c.writeBy) >= c.limits.WriteTimeout/8 {
+		c.writeBy = by
+		c.netConn.SetWriteDeadline(by)
+		if c.closing() {
+			c.writeBy = c.deadline(c.limits.WriteTimeout)
+			c.netConn.SetWriteDeadline(c.writeBy)
+		}
 	}
 	var err error
 	if pieces == nil {
@@ -349,12 +501,23 @@ func (c *Conn) writeLocked(isClose bool, frame []byte, pieces [][]byte) error {
 	return err
 }
 
-// ping runs on the keepalive timer when the peer has been quiet for
+// ping runs on the keepalive timer when the peer may have been quiet for
 // PingInterval. The reader's deadline drops the peer if nothing, pong or
-// other, arrives within PongTimeout after it; whatever arrives resets the
-// timer, from the reading goroutine.
+// other, arrives within PongTimeout after it.
 func (c *Conn) ping() {
-	c.writeFrame(opPing, nil)
+	if c.closeSent.Load() {
+		return // the connection is closing, or gone: no more pings
+	}
+	// The reader notes when each frame arrives rather than resetting the
+	// timer, which would cost a timer update per frame: the timer looks
+	// at that time when it fires, and waits on if the peer spoke since.
+	if quiet := time.Since(time.Unix(0, c.heard.Load())); quiet < c.limits.PingInterval {
+		c.pinger.Reset(c.limits.PingInterval - quiet)
+		return
+	}
+	if c.writeFrame(opPing, nil) == nil {
+		c.pinger.Reset(c.limits.PingInterval)
+	}
 }
 
 // Close starts the closing handshake: it sends a close frame with code and
@@ -402,7 +565,7 @@ func (c *Conn) closeGracefully() {
 		tcp.CloseWrite()
 	}
 	c.netConn.SetReadDeadline(c.deadline(c.limits.CloseTimeout))
-	io.Copy(io.Discard, io.LimitReader(c.frames.r, 1<<20))
+	io.Copy(io.Discard, io.LimitReader(c.in, 1<<20))
 	c.closeNow()
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -60,7 +59,7 @@ type frame struct {
 // overwrite the message); readPayload then reads a data frame's payload as
 // it arrives, into memory the caller grows as it does.
 type frameReader struct {
-	r          *bufio.Reader
+	r          io.Reader
 	maxPayload uint64   // data frames with a longer payload are refused: what is left of the message limit
 	head       [14]byte // the longest header: 2 + 8 bytes of length + 4 of mask key
 	control    [125]byte
@@ -248,16 +247,25 @@ func mask(key [4]byte, b []byte) {
 
 // maskFast does what mask does, eight bytes at a time: the 4-byte key
 // repeated twice is one 64-bit word, and the payload is XORed with it a
-// word at a time. The bytes after the last whole word start at a multiple
-// of 8, so the key lines up with them from its first byte again.
+// word at a time, four words to a turn of the loop while 32 bytes are
+// left. Every step is a multiple of 4 bytes, so the key lines up with the
+// bytes after the last whole word from its first byte again.
 func maskFast(key [4]byte, b []byte) {
 	word := uint64(binary.LittleEndian.Uint32(key[:]))
 	word |= word << 32
-	n := len(b) &^ 7
-	for i := 0; i < n; i += 8 {
-		binary.LittleEndian.PutUint64(b[i:], binary.LittleEndian.Uint64(b[i:])^word)
+	for len(b) >= 32 {
+		w := b[:32:32] // one bounds check for the four words
+		binary.LittleEndian.PutUint64(w[0:], binary.LittleEndian.Uint64(w[0:])^word)
+		binary.LittleEndian.PutUint64(w[8:], binary.LittleEndian.Uint64(w[8:])^word)
+		binary.LittleEndian.PutUint64(w[16:], binary.LittleEndian.Uint64(w[16:])^word)
+		binary.LittleEndian.PutUint64(w[24:], binary.LittleEndian.Uint64(w[24:])^word)
+		b = b[32:]
 	}
-	mask(key, b[n:])
+	for len(b) >= 8 {
+		binary.LittleEndian.PutUint64(b, binary.LittleEndian.Uint64(b)^word)
+		b = b[8:]
+	}
+	mask(key, b)
 }
 
 // validCloseCode reports whether a close frame may carry code (RFC 6455

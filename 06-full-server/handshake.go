@@ -60,8 +60,10 @@ func (u *upgrader) upgrade(w http.ResponseWriter, r *http.Request) *Conn {
 		return nil
 	}
 	netConn.SetDeadline(time.Time{})
-	// rw.Reader may already hold the client's first frames: read on from it.
-	return newConn(netConn, rw.Reader, u.limits, u.memory)
+	// rw.Reader may already hold the client's first frames: they are read
+	// first. net/http's buffers then go, with the rest of the request.
+	buffered, _ := rw.Reader.Peek(rw.Reader.Buffered())
+	return newConn(netConn, buffered, u.limits, u.memory)
 }
 
 // check applies the rules of RFC 6455 section 4.2.1 to a request for a

@@ -168,6 +168,7 @@ type server struct {
 	conns        map[*Conn]struct{}
 	shuttingDown bool           // under mu: set once, by shutdown
 	done         sync.WaitGroup // one per open connection
+	sweeper      *time.Timer    // runs sweep every idleAfter
 }
 
 func newServer(cfg config, out io.Writer) *server {
@@ -183,6 +184,9 @@ func newServer(cfg config, out io.Writer) *server {
 		echo:  upgrader{origins: cfg.origins, hosts: cfg.hosts, limits: &cfg.limits, memory: memory, log: log},
 		conns: map[*Conn]struct{}{},
 	}
+	s.mu.Lock() // sweep reads s.sweeper under mu: it may run before this function returns
+	s.sweeper = time.AfterFunc(idleAfter, s.sweep)
+	s.mu.Unlock()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -218,19 +222,20 @@ func (s *server) serve(ln net.Listener) error {
 // echoMessages.
 //
 // Both handlers return as soon as the connection is open, and the
-// connection lives on in a goroutine of its own: net/http can then let go
-// of what it kept for the request (its buffers, and the handler's stack,
-// grown by the handshake), which is most of what an idle connection costs.
+// connection lives on in goroutines of its own (Conn.Serve): net/http can
+// then let go of what it kept for the request (its buffers, and the
+// handler's stack, grown by the handshake), which is most of what an idle
+// connection costs.
 func (s *server) serveEcho(w http.ResponseWriter, r *http.Request) {
 	if conn := s.open(w, r); conn != nil {
-		go s.echoMessages(conn, peer{r.RemoteAddr, r.URL.Path, ""})
+		s.echoMessages(conn, peer{r.RemoteAddr, r.URL.Path, ""})
 	}
 }
 
 // serveChat upgrades a request for /ws?name=NICK and joins the room.
 func (s *server) serveChat(w http.ResponseWriter, r *http.Request) {
 	if conn := s.open(w, r); conn != nil {
-		go s.chatMessages(conn, peer{r.RemoteAddr, r.URL.Path, r.URL.Query().Get("name")})
+		s.chatMessages(conn, peer{r.RemoteAddr, r.URL.Path, r.URL.Query().Get("name")})
 	}
 }
 
@@ -239,42 +244,40 @@ type peer struct{ remote, path, name string }
 
 // echoMessages sends every text and binary message back unchanged.
 func (s *server) echoMessages(conn *Conn, p peer) {
-	defer s.closed(conn)
-	for {
-		opcode, payload, err := conn.ReadMessage()
-		if err != nil {
-			s.logEnd(p, err)
-			return
-		}
-		// A failed write means the connection is closing: ReadMessage
+	conn.Serve(func(opcode byte, payload []byte) {
+		// A failed write means the connection is closing: the next read
 		// returns how it ended.
 		conn.WriteMessage(opcode, payload)
-	}
+	}, func(err error) {
+		s.logEnd(p, err)
+		s.closed(conn)
+	})
 }
 
 // chatMessages joins the room and says each text message.
 func (s *server) chatMessages(conn *Conn, p peer) {
-	defer s.closed(conn)
 	c, err := s.hub.join(p.name, conn)
 	if err != nil {
 		conn.Close(closePolicy, err.Error())
-		_, _, err = conn.ReadMessage() // wait for the client's close, or the timeout
-		s.logEnd(p, err)
+		// Messages are dropped while closing: wait for the client's close,
+		// or the timeout.
+		conn.Serve(func(byte, []byte) {}, func(err error) {
+			s.logEnd(p, err)
+			s.closed(conn)
+		})
 		return
 	}
-	for {
-		opcode, text, err := conn.ReadMessage()
-		if err != nil {
-			s.hub.leave(c, "left")
-			s.logEnd(p, err)
-			return
-		}
+	conn.Serve(func(opcode byte, text []byte) {
 		if opcode != opText {
 			conn.Close(closeUnsupported, "the chat takes text messages")
-			continue
+			return
 		}
 		c.keepPace(s.hub.say(c, string(text)), s.cfg.chatRate)
-	}
+	}, func(err error) {
+		s.hub.leave(c, "left")
+		s.logEnd(p, err)
+		s.closed(conn)
+	})
 }
 
 // open upgrades the request and counts the connection as open.
@@ -323,6 +326,20 @@ func (s *server) logEnd(p peer, err error) {
 		return
 	}
 	s.log.Info("connection lost", append(attrs, "err", err.Error())...)
+}
+
+// sweep nudges every open connection (see Conn.nudge), every idleAfter,
+// until shutdown.
+func (s *server) sweep() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shuttingDown {
+		return
+	}
+	for conn := range s.conns {
+		conn.nudge()
+	}
+	s.sweeper.Reset(idleAfter)
 }
 
 // shutdown stops accepting connections and closes every open WebSocket with

@@ -36,6 +36,24 @@ var (
 	// chapter 05's appendFrame does, instead of large ones written from
 	// where they lie with writev.
 	copyPayload = edit{"conn.go", "if len(payload) <= 64<<10 {", "if true {"}
+	// A deadline moved, and the keepalive timer reset, for every frame, as
+	// chapter 05 moves its deadlines, instead of only when it has drifted
+	// by an eighth of its time.
+	exactDeadlines = []edit{
+		{"conn.go", "if !c.closing() && by.Sub(c.readBy) < wait/8 {", "if false {"},
+		{"conn.go", "c.closing() || by.Sub(c.writeBy) >= c.limits.WriteTimeout/8 {", "true {"},
+		{"conn.go", "c.heard.Store(time.Now().UnixNano()) // the peer is alive", "c.pinger.Reset(c.limits.PingInterval) // the peer is alive"},
+	}
+	// The read buffer and the message buffer kept while the connection
+	// waits, as a bufio.Reader and chapter 05's buffer are.
+	keptBuffers = []edit{
+		{"reader.go", "\tif rd.r == rd.w {\n\t\trd.release()\n\t}\n\treturn n, nil", "\treturn n, nil"},
+		{"reader.go", "\tif !arrived {\n\t\trd.release()\n", "\tif !arrived {\n"},
+		{"conn.go", "\tif cap(c.message) == firstStep {\n\t\tc.releaseMessage()\n\t}\n\tc.setReadDeadline()", "\tc.setReadDeadline()"},
+	}
+	// No sweep: a quiet connection's reading goroutine waits on, with the
+	// stack it grew.
+	noSweep = edit{"main.go", "\tfor conn := range s.conns {\n\t\tconn.nudge()\n\t}\n", ""}
 )
 
 // variant is chapter 06 with edits that undo some of its optimisations.
@@ -47,11 +65,14 @@ type variant struct {
 // variants go from the plain code of the earlier chapters to chapter 06,
 // adding one optimisation at a time.
 var variants = []variant{
-	{"plain", "chapter 06 with chapter 04's bytewise mask, a new buffer per message and frame, and payloads copied into the frame as chapter 05 does",
-		slices.Concat(bytewiseMask, []edit{copyPayload}, newBuffers)},
-	{"+mask", "then the mask eight bytes at a time (maskFast)", append([]edit{copyPayload}, newBuffers...)},
-	{"+reuse", "then one read buffer and one write buffer per connection, reused", []edit{copyPayload}},
-	{"06", "then large payloads written from where they lie, with their header, in one writev: chapter 06 as it is", nil},
+	{"plain", "chapter 06 with chapter 04's bytewise mask, a new buffer per message and frame, payloads copied into the frame as chapter 05 does, deadlines moved for every frame, buffers kept while waiting, and no sweep",
+		slices.Concat(bytewiseMask, []edit{copyPayload}, newBuffers, exactDeadlines, keptBuffers, []edit{noSweep})},
+	{"+mask", "then the mask eight bytes at a time (maskFast)", slices.Concat([]edit{copyPayload}, newBuffers, exactDeadlines, keptBuffers, []edit{noSweep})},
+	{"+reuse", "then one read buffer and one write buffer per connection, reused", slices.Concat([]edit{copyPayload}, exactDeadlines, keptBuffers, []edit{noSweep})},
+	{"+writev", "then large payloads written from where they lie, with their header, in one writev", slices.Concat(exactDeadlines, keptBuffers, []edit{noSweep})},
+	{"+deadlines", "then deadlines moved only when they have drifted by an eighth of their time, and no keepalive timer reset per frame", slices.Concat(keptBuffers, []edit{noSweep})},
+	{"+pool", "then no buffer held while waiting: read and message buffers come from a pool shared by all connections", []edit{noSweep}},
+	{"06", "then the sweep: a connection quiet for a while waits in a new goroutine with the smallest stack. Chapter 06 as it is", nil},
 }
 
 // buildVariants builds every variant from the chapter 06 at root, each in a
@@ -124,6 +145,9 @@ func (r *report) writeAblation(out io.Writer) {
 	fmt.Fprintln(out, "| Echo scenario | build | msg/s | × the step before | × plain | server CPU µs/msg |")
 	fmt.Fprintln(out, "| --- | --- | ---: | ---: | ---: | ---: |")
 	for _, w := range r.rows {
+		if w.kind != "echo" {
+			continue
+		}
 		plain := w.median(variants[0].name)
 		prev := plain
 		for i, v := range variants {
@@ -137,6 +161,21 @@ func (r *report) writeAblation(out io.Writer) {
 				name = w.name
 			}
 			fmt.Fprintf(out, "| %s | `%s` | %s | %s | %.2f | %.1f |\n", name, v.name, thousands(m), step, m/plain, median(w.cpu[v.name]))
+			prev = m
+		}
+	}
+	for _, w := range r.rows {
+		if w.kind != "memory" {
+			continue
+		}
+		fmt.Fprintln(out)
+		fmt.Fprintf(out, "| %s | build | KiB | × the step before | × plain |\n", w.name)
+		fmt.Fprintln(out, "| --- | --- | ---: | ---: | ---: |")
+		plain := w.median(variants[0].name)
+		prev := plain
+		for _, v := range variants {
+			m := w.median(v.name)
+			fmt.Fprintf(out, "| | `%s` | %.1f | %.2f | %.2f |\n", v.name, m/1024, m/prev, m/plain)
 			prev = m
 		}
 	}

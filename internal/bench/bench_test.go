@@ -32,7 +32,7 @@ func TestShortRun(t *testing.T) {
 	rep.writeMarkdown(&out)
 	t.Log("\n" + out.String())
 	table := out.String()
-	for _, want := range []string{"| chapter 06 | gorilla/websocket | lxzan/gws | 06 / gorilla | 06 / gws |",
+	for _, want := range []string{"| chapter 06 | gorilla/websocket | lxzan/gws | Node.js ws | 06 / gorilla | 06 / gws | 06 / node-ws |",
 		"1 conn, 32 B text", "50 conns, 1 KiB text", "4 conns, 64 KiB binary", "1 conn, 1 MiB binary",
 		"1 KiB broadcast to 200 chat clients", "memory per idle connection, 2,000 open", "geometric mean"} {
 		if !strings.Contains(table, want) {
@@ -108,5 +108,17 @@ func TestVariantsApply(t *testing.T) {
 	}
 	if n := strings.Count(plain, "maskFast("); n != 1 {
 		t.Errorf("variant %s still calls maskFast: %d mentions of maskFast( in frame.go, want only its declaration", variants[0].name, n-1)
+	}
+}
+
+// TestVariantsBuild builds every -ablate variant: an edit that applies can
+// still leave code that does not compile.
+func TestVariantsBuild(t *testing.T) {
+	root, err := findRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := buildVariants(root, t.TempDir()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,10 +1,12 @@
 // Command bench compares chapter 06's server with two Go WebSocket
-// libraries, github.com/gorilla/websocket and github.com/lxzan/gws, driving
-// all three with one load generator in the same run.
+// libraries, github.com/gorilla/websocket and github.com/lxzan/gws, and
+// with Node.js's ws package, driving all four with one load generator in
+// the same run.
 //
 // Each server runs in a process of its own on loopback TCP: chapter 06 as
-// the reader would build it (go build ./06-full-server), the other two as
-// this program started again in a server role (see servers.go). The
+// the reader would build it (go build ./06-full-server), the Go libraries
+// as this program started again in a server role (see servers.go), ws as
+// node/server.js. The
 // scenarios are run in rounds, and in each round the servers take turns in
 // a rotated order (A B C, then B C A, ...), so that a machine that slows
 // down for a while slows all three; each figure is the median of the
@@ -43,7 +45,7 @@ func main() {
 	flag.IntVar(&cfg.chatClients, "chat-clients", cfg.chatClients, "chat clients that hear each broadcast")
 	flag.StringVar(&cfg.root, "repo", "", "the book's repository root (default: found above the working directory)")
 	flag.StringVar(&cfg.svg, "svg", "", "write the chart to this SVG file")
-	servers := flag.String("servers", strings.Join(cfg.servers, ","), "the servers to compare, chapter 06 first: 06, gorilla, gorilla-stream, gws")
+	servers := flag.String("servers", strings.Join(cfg.servers, ","), "the servers to compare, chapter 06 first: 06, gorilla, gorilla-stream, gws, node-ws, or 06@REV (chapter 06 at a git revision)")
 	flag.StringVar(&cfg.only, "only", "", "run only these parts, comma-separated: echo, broadcast, memory")
 	flag.BoolVar(&cfg.ablate, "ablate", false, "measure what each of chapter 06's optimisations buys, instead of comparing servers (echo scenarios only)")
 	flag.BoolVar(&cfg.gate, "gate", false, "exit with status 1 if chapter 06 misses a target (see docs/06-07-performance.md)")
@@ -99,10 +101,10 @@ func (c config) runs(part string) bool {
 // round of short trials (about half a minute), for CI.
 func defaultConfig(short bool) config {
 	if short {
-		return config{servers: []string{"06", "gorilla", "gws"}, rounds: 1, trial: 200 * time.Millisecond,
+		return config{servers: []string{"06", "gorilla", "gws", "node-ws"}, rounds: 1, trial: 200 * time.Millisecond,
 			idleConns: 2000, chatClients: 200, short: true}
 	}
-	return config{servers: []string{"06", "gorilla", "gws"}, rounds: 9, trial: time.Second,
+	return config{servers: []string{"06", "gorilla", "gws", "node-ws"}, rounds: 9, trial: time.Second,
 		idleConns: 10000, chatClients: 1000}
 }
 
@@ -161,11 +163,18 @@ func run(cfg config, log io.Writer) (*report, error) {
 		for _, v := range variants {
 			cfg.servers = append(cfg.servers, v.name)
 		}
-		cfg.only = "echo"
+		cfg.only = "echo,memory"
 	} else {
 		var bin06 string
 		bin06, err = build06(cfg.root, tmp)
 		bins = map[string]string{"06": bin06}
+		// 06@REV: chapter 06 as it was at a git revision, to measure a
+		// change against the code before it in the same run.
+		for _, name := range cfg.servers {
+			if rev, ok := strings.CutPrefix(name, "06@"); ok && err == nil {
+				bins[name], err = build06At(cfg.root, rev, filepath.Join(tmp, rev))
+			}
+		}
 	}
 	if err != nil {
 		return nil, err

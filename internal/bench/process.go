@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,14 +40,31 @@ func build06(root, dir string) (string, error) {
 	return bin, nil
 }
 
+// build06At builds chapter 06 as it was at the git revision rev, from a
+// copy of the repository checked out into dir.
+func build06At(root, rev, dir string) (string, error) {
+	for _, args := range [][]string{{"clone", "--quiet", "--no-checkout", root, dir}, {"-C", dir, "checkout", "--quiet", rev}} {
+		if out, err := exec.Command("git", args...).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	return build06(dir, dir)
+}
+
 // startServer starts the named server: a build of chapter 06 (bins holds
-// them by name), or this program again in its gorilla or gws role. It returns once the server has printed
+// them by name), this program again in its gorilla or gws role, or
+// node/server.js. It returns once the server has printed
 // the address it listens on; the rest of its output (chapter 06 logs every
 // connection) is read and dropped, so that the child never blocks on a
 // full pipe.
 func startServer(name string, bins map[string]string) (*server, error) {
 	var cmd *exec.Cmd
-	if bin06, ok := bins[name]; ok {
+	if name == "node-ws" {
+		var err error
+		if cmd, err = nodeCommand(); err != nil {
+			return nil, err
+		}
+	} else if bin06, ok := bins[name]; ok {
 		// Keepalive pings every 10 minutes: none during a run, as the other
 		// two send none.
 		cmd = exec.Command(bin06, "-addr", "127.0.0.1:0", "-ping-interval", "10m", "-chat-rate", "1073741824")
@@ -160,4 +178,25 @@ func raiseFileLimit(need uint64) error {
 		return fmt.Errorf("open files limited to %d, %d needed: raise the hard limit (ulimit -Hn)", lim.Cur, need)
 	}
 	return nil
+}
+
+// nodeCommand is the command that runs node/server.js, next to this
+// program's source. The first time, it installs the ws package there with
+// npm ci, at the version package-lock.json fixes.
+func nodeCommand() (*exec.Cmd, error) {
+	if _, err := exec.LookPath("node"); err != nil {
+		return nil, errors.New("node-ws: no node here: install Node.js and npm, or leave it out with -servers 06,gorilla,gws")
+	}
+	_, src, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(src), "node")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "ws", "package.json")); err != nil {
+		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("node-ws: npm ci in %s: %v\n%s", dir, err, out)
+		}
+	}
+	cmd := exec.Command("node", "server.js")
+	cmd.Dir = dir
+	return cmd, nil
 }
