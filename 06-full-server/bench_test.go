@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"runtime"
 	"strings"
 	"sync"
@@ -245,26 +246,47 @@ func BenchmarkJoinBurst(b *testing.B) {
 // BenchmarkIdle opens 2000 /echo connections, each of which sends one
 // 32-byte message and reads it back, then leaves them idle, and reports
 // what the process's live heap and goroutine stacks grew by, per
-// connection, once the sweep has moved them to small goroutines. Both ends
-// are in this process: the client's end is a bare net.Conn, a few hundred
-// bytes of the heap figure. internal/bench measures the server's whole
-// resident memory instead, in a process of its own.
+// connection, once the sweep has handed them over (to the poller, on
+// Linux). Both ends are in this process: the client's end is a bare
+// net.Conn, a few hundred bytes of the heap figure. Each operation waits
+// until the last one's connections have ended on the server too.
+// internal/bench measures the server's whole resident memory instead, in a
+// process of its own.
 func BenchmarkIdle(b *testing.B) {
 	const conns = 2000
-	addr, _ := start(b, func(c *config) { c.limits.PingInterval = time.Hour })
+	cfg := defaultConfig()
+	cfg.limits.PingInterval = time.Hour
+	s := newServer(cfg, io.Discard)
+	addr, _ := booktest.Serve(b, func(ln net.Listener, _ io.Writer) error {
+		if err := s.serve(ln); err != http.ErrServerClosed {
+			return err
+		}
+		return nil
+	})
+	b.Cleanup(func() {
+		s.shutdown()
+		s.wait()
+	})
+	open := func() int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.conns)
+	}
 	payload := []byte(strings.Repeat("x", 32))
 	frame := booktest.ClientFrame(0x81, payload, testKey)
+	echo := make([]byte, 2+len(payload))
 	var perConn, heapPer, stackPer float64
 	for b.Loop() {
 		before := liveMemory()
-		open := make([]net.Conn, conns)
-		for i := range open {
+		clients := make([]net.Conn, conns)
+		for i := range clients {
 			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				b.Fatal(err)
 			}
-			open[i] = c
-			fmt.Fprintf(c, "GET /echo HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", addr)
+			clients[i] = c
+			fmt.Fprintf(c, "GET /echo HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+				"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", addr)
 			r := bufio.NewReaderSize(c, 16)
 			for {
 				line, err := r.ReadString('\n')
@@ -276,16 +298,23 @@ func BenchmarkIdle(b *testing.B) {
 				}
 			}
 			c.Write(frame)
-			_ = io.ReadFull
+			if _, err := io.ReadFull(r, echo); err != nil {
+				b.Fatal(err)
+			}
 		}
 		time.Sleep(3 * idleAfter) // two sweeps, and the handover
 		after := liveMemory()
 		heapPer = float64(after.heap-before.heap) / conns
 		stackPer = float64(after.stack-before.stack) / conns
 		perConn = heapPer + stackPer
-		for _, c := range open {
+		b.StopTimer()
+		for _, c := range clients {
 			c.Close()
 		}
+		for open() > 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		b.StartTimer()
 	}
 	b.ReportMetric(perConn, "B/conn")
 	b.ReportMetric(heapPer, "heap-B/conn")

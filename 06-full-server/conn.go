@@ -19,10 +19,13 @@ import (
 //   - The reading goroutine (Serve's, which hands each message to the
 //     handler echoMessages or chatMessages in main.go gave it) calls
 //     ReadMessage, which also answers pings and the peer's close frame. It
-//     alone sets the read deadline and resets the keepalive timer, and it
-//     alone ends the connection: closeGracefully after a closing handshake,
-//     closeNow when the connection broke. While the peer is quiet, it ends,
-//     and a new goroutine waits in its place (Serve).
+//     alone moves the read deadline (nudge only sets it in the past, to
+//     wake it) and notes when the peer was last heard, and it alone ends
+//     the connection: closeGracefully after a closing handshake, closeNow
+//     when the connection broke. While the peer is quiet, it ends, and the
+//     poller, or a new goroutine, waits in its place (Serve).
+//   - The server's sweep calls nudge; the poller (park_linux.go) reads
+//     readBy, closeBy and closeSent of a connection it holds.
 //   - Writers: the reading goroutine (the echo, pongs, the answer to a close
 //     frame), the chat room's writer goroutine for this client
 //     (writePrepared), the keepalive timer's goroutine (ping) and any
@@ -115,11 +118,13 @@ const idleAfter = 100 * time.Millisecond
 // The goroutine that reads grows its stack to 4 KiB or more, handling a
 // message, and would keep it while it waits for the next: most of what an
 // idle connection costs. So when the peer has been quiet for a while (the
-// server's sweep nudges it: see nudge), that goroutine ends, and a new one
-// waits for the peer's next bytes (waitQuietly) on the 2 KiB stack a
-// goroutine starts with, holding no buffer (reader.fill). When bytes come,
-// it reads on in the old one's place. A busy connection keeps its
-// goroutine: starting one for every message would cost more than the wait.
+// server's sweep nudges it: see nudge), that goroutine ends, and the wait
+// goes to the poller, which watches the socket with no goroutine at all
+// (park_linux.go), or where there is none, to a new goroutine on the
+// smallest stack (waitQuietly). Neither holds a buffer (reader.fill). When
+// bytes come, a goroutine reads on in the old one's place. A busy
+// connection keeps its goroutine: handing over the wait for every message
+// would cost more than it saves.
 func (c *Conn) Serve(handle func(opcode byte, payload []byte), end func(err error)) {
 	c.handle, c.end = handle, end
 	// A go statement on a func value with no arguments allocates nothing;
@@ -138,9 +143,18 @@ const (
 
 func (c *Conn) read() {
 	for {
-		if c.in.canAwait() && c.in.buffered() == 0 && c.quiet() {
-			go c.readQuietly()
-			return
+		if c.in.canAwait() && c.in.buffered() == 0 {
+			quiet, err := c.quiet()
+			if err != nil {
+				c.end(c.failed(err))
+				return
+			}
+			if quiet {
+				if !park(c) {
+					go c.readQuietly()
+				}
+				return
+			}
 		}
 		opcode, payload, err := c.ReadMessage()
 		if err != nil {
@@ -152,29 +166,33 @@ func (c *Conn) read() {
 }
 
 // quiet waits for the peer's next bytes, and reports whether a nudge came
-// first, so that the wait should go on in a new goroutine. The last
-// message's buffer goes back to the pool for the wait, unless it grew past
-// the first step: a connection that gets big messages keeps its buffer.
-func (c *Conn) quiet() bool {
+// first, so that the wait should go on without this goroutine, or the
+// error if the read deadline passed. The last message's buffer goes back
+// to the pool for the wait, unless it grew past the first step: a
+// connection that gets big messages keeps its buffer.
+func (c *Conn) quiet() (bool, error) {
 	if cap(c.message) == firstStep {
 		c.releaseMessage()
 	}
 	c.setReadDeadline()
 	c.state.Store(waiting)
 	err := c.in.fill()
-	if c.state.Swap(reading) != nudged {
-		return false // bytes came, or the connection ended: ReadMessage sees which
+	wasNudged := c.state.Swap(reading) == nudged
+	if wasNudged {
+		c.nudging.Lock() // nudge may not have set its deadline yet: let it finish
+		c.nudging.Unlock()
+		c.netConn.SetReadDeadline(c.readBy) // the keepalive's deadline again
+		if c.closing() {
+			c.setReadDeadline()
+		}
 	}
-	c.nudging.Lock() // nudge may not have set its deadline yet: let it finish
-	c.nudging.Unlock()
-	c.netConn.SetReadDeadline(c.readBy) // the keepalive's deadline again
-	if c.closing() {
-		c.setReadDeadline()
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false, nil // bytes came, or the stream ended or failed: ReadMessage sees which
 	}
-	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || !time.Now().Before(c.readBy) {
-		return false // bytes came after all, or the real deadline passed
+	if wasNudged && time.Now().Before(c.readBy) {
+		return true, nil
 	}
-	return true
+	return false, err // the read deadline passed
 }
 
 // nudge is called on every sweep of the server's connections. The first
@@ -204,6 +222,10 @@ func (c *Conn) waitQuietly() {
 	}
 	c.read()
 }
+
+// resume is waitQuietly, for the poller: it starts it on a goroutine
+// without allocating.
+func (c *Conn) resume() { c.waitQuietly() }
 
 // ReadMessage returns the next text or binary message, reassembled from its
 // fragments and, for text, checked to be UTF-8. The payload is valid until
@@ -355,12 +377,14 @@ func beyondKeep(size int) int { return max(size-keepMessageBuffer, 0) }
 // Moving a deadline updates a timer in the runtime, which costs about as
 // much as the rest of a small message's reading: a deadline that would move
 // by less than an eighth of its time stays where it is (the peer gets at
-// most that much less), so a busy connection moves it every few seconds,
-// not every frame.
+// most that much less time), so a busy connection moves it every few
+// seconds, not every frame.
 func (c *Conn) setReadDeadline() {
 	wait := c.limits.PingInterval + c.limits.PongTimeout
 	by := c.deadline(wait)
-	if !c.closing() && by.Sub(c.readBy) < wait/8 {
+	// At most half the pong timeout, too: a peer pinged after PingInterval
+	// of quiet keeps at least that long to answer.
+	if !c.closing() && by.Sub(c.readBy) < min(wait/8, c.limits.PongTimeout/2) {
 		return
 	}
 	c.readBy = by

@@ -388,3 +388,57 @@ func TestMessagesShareABoundedMemory(t *testing.T) {
 		require.True(t, time.Now().Before(deadline), "the memory was never given back: %v %d", err, op)
 	}
 }
+
+// A crowd of quiet connections costs no goroutine each: after two sweeps,
+// their waits are handed to the poller (on Linux; elsewhere, to goroutines
+// on the smallest stack). Each still answers when it speaks again.
+func TestQuietConnectionsHoldNoGoroutine(t *testing.T) {
+	addr, _ := start(t, func(c *config) { c.limits.PingInterval = time.Hour })
+	const n = 100
+	base := runtime.NumGoroutine()
+	clients := make([]*booktest.WS, n)
+	for i := range clients {
+		clients[i] = booktest.DialWS(t, addr, "/echo")
+		require.NoError(t, clients[i].Send(0x81, []byte("hi")))
+		_, got, err := clients[i].ReadMessage()
+		require.NoError(t, err)
+		require.Equal(t, "hi", string(got))
+	}
+	if runtime.GOOS == "linux" {
+		extra := 0
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if extra = runtime.NumGoroutine() - base; extra < n/10 {
+				break
+			}
+		}
+		assert.Less(t, extra, n/10, "goroutines left for %d quiet connections", n)
+	}
+	for i, c := range clients {
+		text := fmt.Sprintf("again %d", i)
+		require.NoError(t, c.Send(0x81, []byte(text)))
+		_, got, err := c.ReadMessage()
+		require.NoError(t, err)
+		assert.Equal(t, text, string(got))
+	}
+}
+
+// A quiet connection handed over to the poller is still pinged, and
+// dropped when its peer does not answer.
+func TestAParkedConnectionThatAnswersNoPingIsDropped(t *testing.T) {
+	addr, out := start(t, func(c *config) {
+		c.limits.PingInterval, c.limits.PongTimeout = 500*time.Millisecond, 300*time.Millisecond
+	})
+	silent := booktest.DialWS(t, addr, "/echo")
+	started, pings := time.Now(), 0
+	for {
+		f, err := silent.ReadFrame()
+		if err != nil {
+			break
+		}
+		assert.Equal(t, byte(opPing), f.Opcode)
+		pings++
+	}
+	assert.Equal(t, 1, pings)
+	assert.Less(t, time.Since(started), 2*time.Second, "dropped soon after the ping interval and the pong timeout")
+	out.WaitFor(t, "connection lost")
+}

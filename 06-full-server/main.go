@@ -7,6 +7,9 @@
 //     UTF-8 checks
 //   - conn.go: a connection: messages reassembled from fragments, control
 //     frames, the closing handshake, keepalive pings, one writer at a time
+//   - reader.go, read_unix.go: what arrives, buffered only while it waits
+//     to be read
+//   - park_linux.go: quiet connections waited for with no goroutine
 //   - hub.go: a chat room where a slow client never delays the others
 //   - limit.go: what all connections share: a cap on how many are open, and
 //     on the memory their messages may hold

@@ -40,7 +40,7 @@ var (
 	// chapter 05 moves its deadlines, instead of only when it has drifted
 	// by an eighth of its time.
 	exactDeadlines = []edit{
-		{"conn.go", "if !c.closing() && by.Sub(c.readBy) < wait/8 {", "if false {"},
+		{"conn.go", "if !c.closing() && by.Sub(c.readBy) < min(wait/8, c.limits.PongTimeout/2) {", "if false {"},
 		{"conn.go", "c.closing() || by.Sub(c.writeBy) >= c.limits.WriteTimeout/8 {", "true {"},
 		{"conn.go", "c.heard.Store(time.Now().UnixNano()) // the peer is alive", "c.pinger.Reset(c.limits.PingInterval) // the peer is alive"},
 	}
@@ -53,7 +53,10 @@ var (
 	}
 	// No sweep: a quiet connection's reading goroutine waits on, with the
 	// stack it grew.
-	noSweep = edit{"main.go", "\tfor conn := range s.conns {\n\t\tconn.nudge()\n\t}\n", ""}
+	// No poller: a quiet connection waits in a goroutine of its own, on
+	// the smallest stack.
+	noPoller = edit{"park_linux.go", "return idlePoller != nil && idlePoller.park(c)", "return false"}
+	noSweep  = edit{"main.go", "\tfor conn := range s.conns {\n\t\tconn.nudge()\n\t}\n", ""}
 )
 
 // variant is chapter 06 with edits that undo some of its optimisations.
@@ -66,13 +69,14 @@ type variant struct {
 // adding one optimisation at a time.
 var variants = []variant{
 	{"plain", "chapter 06 with chapter 04's bytewise mask, a new buffer per message and frame, payloads copied into the frame as chapter 05 does, deadlines moved for every frame, buffers kept while waiting, and no sweep",
-		slices.Concat(bytewiseMask, []edit{copyPayload}, newBuffers, exactDeadlines, keptBuffers, []edit{noSweep})},
-	{"+mask", "then the mask eight bytes at a time (maskFast)", slices.Concat([]edit{copyPayload}, newBuffers, exactDeadlines, keptBuffers, []edit{noSweep})},
-	{"+reuse", "then one read buffer and one write buffer per connection, reused", slices.Concat([]edit{copyPayload}, exactDeadlines, keptBuffers, []edit{noSweep})},
-	{"+writev", "then large payloads written from where they lie, with their header, in one writev", slices.Concat(exactDeadlines, keptBuffers, []edit{noSweep})},
-	{"+deadlines", "then deadlines moved only when they have drifted by an eighth of their time, and no keepalive timer reset per frame", slices.Concat(keptBuffers, []edit{noSweep})},
-	{"+pool", "then no buffer held while waiting: read and message buffers come from a pool shared by all connections", []edit{noSweep}},
-	{"06", "then the sweep: a connection quiet for a while waits in a new goroutine with the smallest stack. Chapter 06 as it is", nil},
+		slices.Concat(bytewiseMask, []edit{copyPayload}, newBuffers, exactDeadlines, keptBuffers, []edit{noPoller, noSweep})},
+	{"+mask", "then the mask eight bytes at a time (maskFast)", slices.Concat([]edit{copyPayload}, newBuffers, exactDeadlines, keptBuffers, []edit{noPoller, noSweep})},
+	{"+reuse", "then one read buffer and one write buffer per connection, reused", slices.Concat([]edit{copyPayload}, exactDeadlines, keptBuffers, []edit{noPoller, noSweep})},
+	{"+writev", "then large payloads written from where they lie, with their header, in one writev", slices.Concat(exactDeadlines, keptBuffers, []edit{noPoller, noSweep})},
+	{"+deadlines", "then deadlines moved only when they have drifted, and no keepalive timer reset per frame", slices.Concat(keptBuffers, []edit{noPoller, noSweep})},
+	{"+pool", "then no buffer held while waiting: read and message buffers come from a pool shared by all connections", []edit{noPoller, noSweep}},
+	{"+sweep", "then the sweep: a connection quiet for a while waits in a new goroutine, on the smallest stack", []edit{noPoller}},
+	{"06", "then the poller: a quiet connection waits with no goroutine at all, its socket watched with epoll. Chapter 06 as it is", nil},
 }
 
 // buildVariants builds every variant from the chapter 06 at root, each in a
