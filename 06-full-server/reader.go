@@ -27,8 +27,8 @@ type reader struct {
 	buf  *[bufferSize]byte
 	r, w int // buf[r:w] has been read from the connection but not yet used
 
-	readNow func(fd uintptr) bool // rd.readFromFD, made once: a method value made per call would allocate
-	n       int                   // what readNow read
+	tryRead func(fd uintptr) bool // rd.readFromFD, made once: a method value made per call would allocate
+	n       int                   // what tryRead read
 	err     error
 	failed  error // the error that ended the connection: every Read after it returns it again
 }
@@ -40,7 +40,7 @@ func newReader(conn net.Conn, buffered []byte) *reader {
 	if sc, ok := conn.(syscall.Conn); ok && canReadNow {
 		rd.raw, _ = sc.SyscallConn()
 	}
-	rd.readNow = rd.readFromFD
+	rd.tryRead = rd.readFromFD
 	if len(buffered) > 0 {
 		rd.take()
 		rd.w = copy(rd.buf[:], buffered) // net/http's buffer is 4 KiB too
@@ -81,16 +81,16 @@ func (rd *reader) fill() error {
 		}
 		return err
 	}
-	// RawConn.Read calls readNow, and while it reports that nothing has
+	// RawConn.Read calls tryRead, and while it reports that nothing has
 	// arrived, waits until something has (or the read deadline passes, or
 	// the connection is closed) and calls it again.
-	if err := rd.raw.Read(rd.readNow); err != nil {
+	if err := rd.raw.Read(rd.tryRead); err != nil {
 		return asRead(err) // a deadline, or the connection closed: not kept, as a deadline can move
 	}
 	return rd.arrived()
 }
 
-// arrived takes in what readNow read.
+// arrived takes in what tryRead read.
 func (rd *reader) arrived() error {
 	n, err := rd.n, rd.err
 	rd.n, rd.err = 0, nil
