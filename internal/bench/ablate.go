@@ -68,7 +68,7 @@ type variant struct {
 // variants go from the plain code of the earlier chapters to chapter 06,
 // adding one optimisation at a time.
 var variants = []variant{
-	{"plain", "chapter 06 with chapter 04's bytewise mask, a new buffer per message and frame, payloads copied into the frame as chapter 05 does, deadlines moved for every frame, buffers kept while waiting, and no sweep",
+	{"plain", "chapter 06 with chapter 04's bytewise mask, a new buffer per message and frame, payloads copied into the frame as chapter 05 does, deadlines moved for every frame, buffers kept while waiting, no sweep and no poller",
 		slices.Concat(bytewiseMask, []edit{copyPayload}, newBuffers, exactDeadlines, keptBuffers, []edit{noPoller, noSweep})},
 	{"+mask", "then the mask eight bytes at a time (maskFast)", slices.Concat([]edit{copyPayload}, newBuffers, exactDeadlines, keptBuffers, []edit{noPoller, noSweep})},
 	{"+reuse", "then one read buffer and one write buffer per connection, reused", slices.Concat([]edit{copyPayload}, exactDeadlines, keptBuffers, []edit{noPoller, noSweep})},
