@@ -179,12 +179,22 @@ func declares(decl ast.Decl, name string) bool {
 
 // Transcript checks that the docs page doc (a path from the repository's
 // root, like "docs/02-parse-headers.md") shows got in its block marked
-// <!-- output: NAME -->. With -update it rewrites the block instead.
+// <!-- output: NAME -->, and so does its Chinese page (docs/zh/...). With
+// -update it rewrites the blocks instead.
 func Transcript(t testing.TB, doc, name, got string) {
 	t.Helper()
 	if !strings.HasSuffix(got, "\n") {
 		got += "\n"
 	}
+	transcript(t, doc, name, got)
+	// The Chinese edition shows the same transcript, in the page of the
+	// same name under docs/zh.
+	dir, file := filepath.Split(filepath.FromSlash(doc))
+	transcript(t, filepath.ToSlash(filepath.Join(dir, "zh", file)), name, got)
+}
+
+func transcript(t testing.TB, doc, name, got string) {
+	t.Helper()
 	path := filepath.Join(RepoRoot(t), filepath.FromSlash(doc))
 	raw, err := os.ReadFile(path)
 	if err != nil {
