@@ -304,8 +304,8 @@ func BenchmarkIdle(b *testing.B) {
 		}
 		time.Sleep(3 * idleAfter) // two sweeps, and the handover
 		after := liveMemory()
-		heapPer = float64(after.heap-before.heap) / conns
-		stackPer = float64(after.stack-before.stack) / conns
+		heapPer = float64(int64(after.heap)-int64(before.heap)) / conns
+		stackPer = float64(int64(after.stack)-int64(before.stack)) / conns
 		perConn = heapPer + stackPer
 		b.StopTimer()
 		for _, c := range clients {
