@@ -19,8 +19,9 @@ import (
 //   - The reading goroutine (Serve's, which hands each message to the
 //     handler echoMessages or chatMessages in main.go gave it) calls
 //     ReadMessage, which also answers pings and the peer's close frame. It
-//     alone moves the read deadline (nudge only sets it in the past, to
-//     wake it) and notes when the peer was last heard, and it alone ends
+//     moves the read deadline (besides setCloseDeadline, from any
+//     goroutine, and nudge, which only sets it in the past to wake it) and
+//     notes when the peer was last heard, and it alone ends
 //     the connection: closeGracefully after a closing handshake, closeNow
 //     when the connection broke. While the peer is quiet, it ends, and the
 //     poller, or a new goroutine, waits in its place (Serve).
@@ -190,6 +191,13 @@ func (c *Conn) quiet() (bool, error) {
 		return false, nil // bytes came, or the stream ended or failed: ReadMessage sees which
 	}
 	if wasNudged && time.Now().Before(c.readBy) {
+		// Quiet for a while: let every buffer go, the ones a connection
+		// keeps for its next message and frame too.
+		c.releaseMessage()
+		if c.writeMu.TryLock() {
+			c.writeBuf = nil
+			c.writeMu.Unlock()
+		}
 		return true, nil
 	}
 	return false, err // the read deadline passed

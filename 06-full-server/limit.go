@@ -75,7 +75,7 @@ func (l *limitListener) flushRefusals() {
 	l.flushing.Store(false)
 	l.logged.Store(time.Now().UnixNano())
 	if n := l.refused.Swap(0); n > 0 {
-		l.log.Warn("connections refused", "count", n, "reason", "at -max-conns", "open", l.max)
+		l.log.Warn("connections refused", "count", n, "reason", "at -max-conns", "max", l.max)
 	}
 }
 

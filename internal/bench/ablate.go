@@ -71,7 +71,7 @@ var variants = []variant{
 	{"plain", "chapter 06 with chapter 04's bytewise mask, a new buffer per message and frame, payloads copied into the frame as chapter 05 does, deadlines moved for every frame, buffers kept while waiting, no sweep and no poller",
 		slices.Concat(bytewiseMask, []edit{copyPayload}, newBuffers, exactDeadlines, keptBuffers, []edit{noPoller, noSweep})},
 	{"+mask", "then the mask eight bytes at a time (maskFast)", slices.Concat([]edit{copyPayload}, newBuffers, exactDeadlines, keptBuffers, []edit{noPoller, noSweep})},
-	{"+reuse", "then one read buffer and one write buffer per connection, reused", slices.Concat([]edit{copyPayload}, exactDeadlines, keptBuffers, []edit{noPoller, noSweep})},
+	{"+reuse", "then the message buffer and the frame buffer reused from one message to the next", slices.Concat([]edit{copyPayload}, exactDeadlines, keptBuffers, []edit{noPoller, noSweep})},
 	{"+writev", "then large payloads written from where they lie, with their header, in one writev", slices.Concat(exactDeadlines, keptBuffers, []edit{noPoller, noSweep})},
 	{"+deadlines", "then deadlines moved only when they have drifted, and no keepalive timer reset per frame", slices.Concat(keptBuffers, []edit{noPoller, noSweep})},
 	{"+pool", "then no buffer held while waiting: read and message buffers come from a pool shared by all connections", []edit{noPoller, noSweep}},

@@ -47,7 +47,7 @@ func main() {
 	flag.StringVar(&cfg.svg, "svg", "", "write the chart to this SVG file")
 	servers := flag.String("servers", strings.Join(cfg.servers, ","), "the servers to compare, chapter 06 first: 06, gorilla, gorilla-stream, gws, node-ws, or 06@REV (chapter 06 at a git revision)")
 	flag.StringVar(&cfg.only, "only", "", "run only these parts, comma-separated: echo, broadcast, memory")
-	flag.BoolVar(&cfg.ablate, "ablate", false, "measure what each of chapter 06's optimisations buys, instead of comparing servers (echo scenarios only)")
+	flag.BoolVar(&cfg.ablate, "ablate", false, "measure what each of chapter 06's optimisations buys, instead of comparing servers (echo scenarios and idle memory)")
 	flag.BoolVar(&cfg.gate, "gate", false, "exit with status 1 if chapter 06 misses a target (see docs/06-07-performance.md)")
 	flag.Parse()
 	cfg.servers = strings.Split(*servers, ",")
