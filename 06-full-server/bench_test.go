@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"runtime"
 	"strings"
 	"sync"
@@ -256,17 +255,7 @@ func BenchmarkIdle(b *testing.B) {
 	const conns = 2000
 	cfg := defaultConfig()
 	cfg.limits.PingInterval = time.Hour
-	s := newServer(cfg, io.Discard)
-	addr, _ := booktest.Serve(b, func(ln net.Listener, _ io.Writer) error {
-		if err := s.serve(ln); err != http.ErrServerClosed {
-			return err
-		}
-		return nil
-	})
-	b.Cleanup(func() {
-		s.shutdown()
-		s.wait()
-	})
+	s, addr := serveFor(b, cfg, io.Discard)
 	open := func() int {
 		s.mu.Lock()
 		defer s.mu.Unlock()

@@ -31,10 +31,16 @@ func start(t testing.TB, change func(*config)) (string, *booktest.Output) {
 	if change != nil {
 		change(&cfg)
 	}
-	// The server exists before Serve's goroutine starts it, so that the
-	// cleanup can shut it down even when the test ends at once (a browser
-	// test that skips).
 	out := &booktest.Output{}
+	_, addr := serveFor(t, cfg, out)
+	return addr, out
+}
+
+// serveFor runs a server with cfg, logging to out, until the test ends.
+// The server exists before Serve's goroutine starts it, so that the
+// cleanup can shut it down even when the test ends at once (a browser test
+// that skips).
+func serveFor(t testing.TB, cfg config, out io.Writer) (*server, string) {
 	s := newServer(cfg, out)
 	addr, _ := booktest.Serve(t, func(ln net.Listener, _ io.Writer) error {
 		if err := s.serve(ln); err != http.ErrServerClosed {
@@ -46,7 +52,7 @@ func start(t testing.TB, change func(*config)) (string, *booktest.Output) {
 		s.shutdown()
 		s.wait()
 	})
-	return addr, out
+	return s, addr
 }
 
 func TestAcceptKey(t *testing.T) {
