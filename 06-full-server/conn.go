@@ -157,12 +157,14 @@ func (c *Conn) read() {
 				return
 			}
 		}
-		opcode, payload, err := c.ReadMessage()
+		opcode, payload, err := c.readMessage(true)
 		if err != nil {
 			c.end(err)
 			return
 		}
-		c.handle(opcode, payload)
+		if opcode != 0 { // 0: a ping or pong, and no message
+			c.handle(opcode, payload)
+		}
 	}
 }
 
@@ -241,6 +243,14 @@ func (c *Conn) resume() { c.waitQuietly() }
 // close handshake took place (either side may have started it), or the I/O
 // error that ended it.
 func (c *Conn) ReadMessage() (opcode byte, payload []byte, err error) {
+	return c.readMessage(false)
+}
+
+// readMessage is ReadMessage. With betweenMessages, it also returns, with
+// opcode 0, after a ping or pong that came between two messages when
+// nothing more has arrived: Serve's goroutine then waits for the next
+// message in quiet, where the sweep can find it, and not here.
+func (c *Conn) readMessage(betweenMessages bool) (opcode byte, payload []byte, err error) {
 	if cap(c.message) > keepMessageBuffer {
 		c.releaseMessage() // let a rare huge message's memory go
 	}
@@ -264,9 +274,17 @@ func (c *Conn) ReadMessage() (opcode byte, payload []byte, err error) {
 			if err := c.writeFrame(opPong, f.payload); err != nil && !c.closeSent.Load() {
 				return 0, nil, c.failed(err)
 			}
+			if betweenMessages && opcode == 0 && c.in.buffered() == 0 {
+				return 0, nil, nil
+			}
 			continue
 		case opPong:
-			continue // an answer to our ping, or unsolicited: either way, nothing to do
+			// An answer to our ping, or unsolicited: either way, nothing
+			// to do.
+			if betweenMessages && opcode == 0 && c.in.buffered() == 0 {
+				return 0, nil, nil
+			}
+			continue
 		case opClose:
 			return 0, nil, c.closeReceived(f.payload)
 		case opContinuation:

@@ -442,3 +442,39 @@ func TestAParkedConnectionThatAnswersNoPingIsDropped(t *testing.T) {
 	assert.Less(t, time.Since(started), 2*time.Second, "dropped soon after the ping interval and the pong timeout")
 	out.WaitFor(t, "connection lost")
 }
+
+// A quiet connection that answers the server's ping goes back to the
+// poller: a ping or pong between messages does not keep a goroutine
+// waiting for the next message.
+func TestAQuietConnectionIsParkedAgainAfterAPing(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the poller is Linux's")
+	}
+	addr, _ := start(t, func(c *config) { c.limits.PingInterval = 500 * time.Millisecond })
+	const n = 50
+	base := runtime.NumGoroutine()
+	settled := func() int {
+		extra := 0
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if extra = runtime.NumGoroutine() - base; extra < n/5 {
+				break
+			}
+		}
+		return extra
+	}
+	clients := make([]*booktest.WS, n)
+	for i := range clients {
+		clients[i] = booktest.DialWS(t, addr, "/echo")
+		require.NoError(t, clients[i].Send(0x81, []byte("hi")))
+		_, _, err := clients[i].ReadMessage()
+		require.NoError(t, err)
+	}
+	require.Less(t, settled(), n/5, "quiet connections were not parked")
+	for _, c := range clients { // each answers the server's ping
+		f, err := c.ReadFrame()
+		require.NoError(t, err)
+		require.Equal(t, byte(opPing), f.Opcode)
+		require.NoError(t, c.Send(0x8A, f.Payload))
+	}
+	assert.Less(t, settled(), n/5, "goroutines left after the pongs, for %d quiet connections", n)
+}
