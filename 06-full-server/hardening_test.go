@@ -389,13 +389,9 @@ func TestMessagesShareABoundedMemory(t *testing.T) {
 	}
 }
 
-// A crowd of quiet connections costs no goroutine each: after two sweeps,
-// their waits are handed to the poller (on Linux; elsewhere, to goroutines
-// on the smallest stack). Each still answers when it speaks again.
-func TestQuietConnectionsHoldNoGoroutine(t *testing.T) {
-	addr, _ := start(t, func(c *config) { c.limits.PingInterval = time.Hour })
-	const n = 100
-	base := runtime.NumGoroutine()
+// quietClients opens n connections to /echo, each of which echoes one
+// message and goes quiet.
+func quietClients(t *testing.T, addr string, n int) []*booktest.WS {
 	clients := make([]*booktest.WS, n)
 	for i := range clients {
 		clients[i] = booktest.DialWS(t, addr, "/echo")
@@ -404,14 +400,31 @@ func TestQuietConnectionsHoldNoGoroutine(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "hi", string(got))
 	}
-	if runtime.GOOS == "linux" {
-		extra := 0
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if extra = runtime.NumGoroutine() - base; extra < n/10 {
-				break
-			}
+	return clients
+}
+
+// goroutinesAbove waits up to 5 s for the process to have fewer than limit
+// goroutines more than base, and returns how many more it has.
+func goroutinesAbove(base, limit int) int {
+	extra := 0
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if extra = runtime.NumGoroutine() - base; extra < limit {
+			break
 		}
-		assert.Less(t, extra, n/10, "goroutines left for %d quiet connections", n)
+	}
+	return extra
+}
+
+// A crowd of quiet connections costs no goroutine each: after two sweeps,
+// their waits are handed to the poller (on Linux; elsewhere, to goroutines
+// on the smallest stack). Each still answers when it speaks again.
+func TestQuietConnectionsHoldNoGoroutine(t *testing.T) {
+	addr, _ := start(t, func(c *config) { c.limits.PingInterval = time.Hour })
+	const n = 100
+	base := runtime.NumGoroutine()
+	clients := quietClients(t, addr, n)
+	if runtime.GOOS == "linux" {
+		assert.Less(t, goroutinesAbove(base, n/10), n/10, "goroutines left for %d quiet connections", n)
 	}
 	for i, c := range clients {
 		text := fmt.Sprintf("again %d", i)
@@ -453,28 +466,13 @@ func TestAQuietConnectionIsParkedAgainAfterAPing(t *testing.T) {
 	addr, _ := start(t, func(c *config) { c.limits.PingInterval = 500 * time.Millisecond })
 	const n = 50
 	base := runtime.NumGoroutine()
-	settled := func() int {
-		extra := 0
-		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if extra = runtime.NumGoroutine() - base; extra < n/5 {
-				break
-			}
-		}
-		return extra
-	}
-	clients := make([]*booktest.WS, n)
-	for i := range clients {
-		clients[i] = booktest.DialWS(t, addr, "/echo")
-		require.NoError(t, clients[i].Send(0x81, []byte("hi")))
-		_, _, err := clients[i].ReadMessage()
-		require.NoError(t, err)
-	}
-	require.Less(t, settled(), n/5, "quiet connections were not parked")
+	clients := quietClients(t, addr, n)
+	require.Less(t, goroutinesAbove(base, n/5), n/5, "quiet connections were not parked")
 	for _, c := range clients { // each answers the server's ping
 		f, err := c.ReadFrame()
 		require.NoError(t, err)
 		require.Equal(t, byte(opPing), f.Opcode)
 		require.NoError(t, c.Send(0x8A, f.Payload))
 	}
-	assert.Less(t, settled(), n/5, "goroutines left after the pongs, for %d quiet connections", n)
+	assert.Less(t, goroutinesAbove(base, n/5), n/5, "goroutines left after the pongs, for %d quiet connections", n)
 }
