@@ -233,10 +233,6 @@ func (c *Conn) waitQuietly() {
 	c.read()
 }
 
-// resume is waitQuietly, for the poller: it starts it on a goroutine
-// without allocating.
-func (c *Conn) resume() { c.waitQuietly() }
-
 // ReadMessage returns the next text or binary message, reassembled from its
 // fragments and, for text, checked to be UTF-8. The payload is valid until
 // the next call. When the connection ends, the error is a *CloseError if a

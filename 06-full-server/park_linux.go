@@ -51,7 +51,7 @@ func (p *poller) park(c *Conn) bool {
 			// it failed), and its number given to this one: wake the
 			// old connection, so that it ends.
 			delete(p.parked, int32(fd))
-			go old.resume()
+			go old.readQuietly()
 		}
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(fd)}
 		if syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev) == nil {
@@ -95,5 +95,5 @@ func (p *poller) run() {
 func (p *poller) wakeLocked(fd int32, c *Conn) {
 	delete(p.parked, fd)
 	syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
-	go c.resume()
+	go c.readQuietly() // waitQuietly, started without an allocation (see Serve)
 }

@@ -19,8 +19,9 @@ var buffers = sync.Pool{New: func() any { return new([bufferSize]byte) }}
 // reader is a connection's buffered reader, like a bufio.Reader, except
 // that it holds a buffer only while it holds bytes. An idle connection
 // waits for its peer's next frame with no buffer at all: where the
-// connection lets us (syscall.RawConn), it asks the runtime to wake it when
-// bytes arrive, and only then takes a buffer and reads them.
+// connection lets us (syscall.RawConn), the runtime waits for the socket
+// while the reader holds nothing, and calls readFromFD, which takes a
+// buffer, reads, and gives the buffer back if nothing had arrived.
 type reader struct {
 	conn net.Conn
 	raw  syscall.RawConn // nil where the connection has none: then it waits in Read, holding a buffer
