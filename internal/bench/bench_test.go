@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,6 +54,29 @@ func TestShortRun(t *testing.T) {
 	}
 	if err := os.WriteFile(filepath.Join(t.TempDir(), "performance.svg"), []byte(svg), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The floor answers the broadcast scenario: every member hears every
+// message; and it refuses a run with the echo or memory scenarios.
+func TestTheFloorBroadcasts(t *testing.T) {
+	s, err := startServer("floor", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.stop()
+	room, err := openRoom(s, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer room.close()
+	for range 3 {
+		if err := room.broadcast(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := run(config{servers: []string{"06", "floor"}}, io.Discard); err == nil || !strings.Contains(err.Error(), "-only broadcast") {
+		t.Errorf("floor in a full run: %v, want a refusal", err)
 	}
 }
 

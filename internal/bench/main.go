@@ -22,6 +22,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -45,7 +46,7 @@ func main() {
 	flag.IntVar(&cfg.chatClients, "chat-clients", cfg.chatClients, "chat clients that hear each broadcast")
 	flag.StringVar(&cfg.root, "repo", "", "the book's repository root (default: found above the working directory)")
 	flag.StringVar(&cfg.svg, "svg", "", "write the chart to this SVG file")
-	servers := flag.String("servers", strings.Join(cfg.servers, ","), "the servers to compare, chapter 06 first: 06, gorilla, gorilla-stream, gws, node-ws, or 06@REV (chapter 06 at a git revision)")
+	servers := flag.String("servers", strings.Join(cfg.servers, ","), "the servers to compare, chapter 06 first: 06, gorilla, gorilla-stream, gws, node-ws, 06@REV (chapter 06 at a git revision), or floor (the least a broadcast costs here; with -only broadcast)")
 	flag.StringVar(&cfg.only, "only", "", "run only these parts, comma-separated: echo, broadcast, memory")
 	flag.BoolVar(&cfg.ablate, "ablate", false, "measure what each of chapter 06's optimisations buys, instead of comparing servers (echo scenarios and idle memory)")
 	flag.BoolVar(&cfg.gate, "gate", false, "exit with status 1 if chapter 06 misses a target (see docs/06-07-performance.md)")
@@ -138,6 +139,9 @@ func rotated(servers []string, r int) []string {
 
 // run measures everything, logging its progress to log.
 func run(cfg config, log io.Writer) (*report, error) {
+	if slices.Contains(cfg.servers, "floor") && cfg.only != "broadcast" {
+		return nil, errors.New("floor serves only the broadcast: run it with -only broadcast")
+	}
 	if cfg.root == "" {
 		wd, err := os.Getwd()
 		if err != nil {

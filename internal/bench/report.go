@@ -314,7 +314,7 @@ func (r *report) svg() string {
 		groupGp = 22
 		top     = 96
 	)
-	colors := map[string]string{"06": "#2b6cb0", "gorilla": "#718096", "gorilla-stream": "#a0aec0", "gws": "#dd8a2b", "node-ws": "#38a169"}
+	colors := map[string]string{"06": "#2b6cb0", "gorilla": "#718096", "gorilla-stream": "#a0aec0", "gws": "#dd8a2b", "node-ws": "#38a169", "floor": "#cbd5e0"}
 	s := r.cfg.servers
 	groupH := len(s)*(barH+gap) - gap
 	height := top + len(r.rows)*(groupH+groupGp) + 40

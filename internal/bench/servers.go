@@ -43,8 +43,10 @@ func serveChild(name string) {
 		gorillaRoutes(mux, true)
 	case "gws":
 		gwsRoutes(mux)
+	case "floor":
+		floorRoutes(mux)
 	default:
-		fmt.Fprintf(os.Stderr, "%s=%q: want gorilla, gorilla-stream or gws\n", serveEnv, name)
+		fmt.Fprintf(os.Stderr, "%s=%q: want gorilla, gorilla-stream, gws or floor\n", serveEnv, name)
 		os.Exit(2)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
