@@ -8,45 +8,51 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
 )
 
-// hub is the chat room. Every message goes to everyone, the sender
-// included, in the order the hub received them: broadcast holds the hub's
-// lock while it queues a message for every client, so no two messages can
-// be queued in different orders for two clients.
+// hub is the chat room. Everything the room says goes into one log, said,
+// in the order the hub received it, and every client's writer sends the
+// same log from where it joined: so all hear the same things in the same
+// order. Each frame is encoded once, stored once, and shared.
 //
-// A client never delays anyone else. Each has a queue and a goroutine that
-// writes out everything queued, in one system call; broadcast only adds to
-// queues. A client whose queue holds more than backlog bytes has fallen too
-// far behind through its own slowness (a client that reads keeps its queue
-// near empty, even in a storm of joins and leaves, and a sender may not
-// send faster than keepPace allows): it is dropped, and the others hear
-// that it left. If it still reads, it gets a close frame with 1008; if it
-// has stopped reading, it cannot, and its connection is closed within
-// CloseTimeout.
+// A client never delays anyone else. Its writer goroutine sends what it
+// has not yet taken from the log, all of it in one system call; saying
+// something only adds to the log and wakes the writers that wait. A client
+// that falls more than backlog bytes behind the log has fallen behind
+// through its own slowness (a client that reads keeps up, even in a storm
+// of joins and leaves, and a sender may not send faster than keepPace
+// allows): it is dropped, and the others hear that it left. If it still
+// reads, it gets a close frame with 1008; if it has stopped reading, it
+// cannot, and its connection is closed within CloseTimeout.
 type hub struct {
 	mu      sync.Mutex
 	clients map[string]*client // by lower-case name
 	online  []string           // their names, sorted, for the welcome
-	backlog int                // bytes a client's queue may hold
+	said    roomLog            // what the room has said lately, as frames
+	backlog int                // bytes a client may fall behind the log
 	log     *slog.Logger
 }
 
 type client struct {
 	name    string
 	conn    *Conn
-	wake    chan struct{} // holds a token when there is something for the writer to do
-	clearAt time.Time     // when what it has sent is paid for, at the room's rate (keepPace)
+	taken   atomic.Int64 // how far into the room's log the writer has taken: its bookmark
+	clearAt time.Time    // when what it has sent is paid for, at the room's rate (keepPace)
 
 	mu      sync.Mutex
-	queue   [][]byte // frames encoded once for everyone, waiting to be written
-	queued  int      // their bytes
-	dropped bool     // the hub has let the client go: the writer sends nothing more
-	tooSlow bool     // dropped because its queue was full, for reason:
+	dropped bool // the hub has let the client go: the writer sends nothing more
+	tooSlow bool // dropped because it fell too far behind, for reason:
 	reason  string
+}
+
+func newHub(backlog int, log *slog.Logger) *hub {
+	h := &hub{clients: map[string]*client{}, backlog: backlog, log: log}
+	h.said.init()
+	return h
 }
 
 // event is what the room says, as JSON text messages. A client that joins
@@ -80,16 +86,17 @@ func (h *hub) join(name string, conn *Conn) (*client, error) {
 	if _, taken := h.clients[key]; taken {
 		return nil, fmt.Errorf("the name %q is taken", name)
 	}
-	c := &client{name: name, conn: conn, wake: make(chan struct{}, 1)}
+	c := &client{name: name, conn: conn}
 	h.clients[key] = c
 	at, _ := slices.BinarySearch(h.online, name)
 	h.online = slices.Insert(h.online, at, name)
-	// The welcome is the client's own, and in a big room it is big: it
-	// does not count against the backlog, which measures falling behind
-	// the room. It is queued before the writer starts.
-	c.queue = append(c.queue, textFrame(event{Type: "welcome", Name: name, Online: h.online}))
-	c.signal()
-	go c.writeQueue()
+	// The welcome is the client's own, and in a big room it is big: it is
+	// not in the log, and does not count against the backlog, which
+	// measures falling behind the room. The client's bookmark starts where
+	// the log ends now: the first thing it hears after the welcome is its
+	// own join.
+	c.taken.Store(h.said.end())
+	go c.writeLog(&h.said, welcomeFrame(name, h.online))
 	h.broadcastLocked(event{Type: "join", Name: name})
 	return c, nil
 }
@@ -125,10 +132,10 @@ func (h *hub) say(from *client, text string) int {
 // it sends faster than rate bytes a second beyond a burst of a quarter
 // second's worth. A room's clients can only take messages as fast as their
 // writers get to run, and one client that pours in a thousand messages at
-// once would fill everyone's queue and have them all dropped as too slow. The
-// wait holds up only the sender: it reads nothing meanwhile, so what it
-// sends waits in its own socket. Only the client's reading goroutine calls
-// keepPace.
+// once would put everyone more than the backlog behind and have them all
+// dropped as too slow. The wait holds up only the sender: it reads nothing
+// meanwhile, so what it sends waits in its own socket. Only the client's
+// reading goroutine calls keepPace.
 func (c *client) keepPace(n, rate int) {
 	now := time.Now()
 	if c.clearAt.Before(now) {
@@ -164,12 +171,14 @@ func (h *hub) removeLocked(c *client, reason string, tooSlow bool) bool {
 	return true
 }
 
-// broadcastLocked encodes the event once, as a complete frame, and queues
-// it for every client. It never waits: a client whose queue is full is
-// dropped, and the others then hear that it left. Those leaves are
-// broadcast in turn, from a list rather than by recursion, so each drop is
-// logged and announced once, and the hub's lock is held for work in
-// proportion to what happened.
+// broadcastLocked encodes the event once, as a complete frame, and adds it
+// to the log, which wakes the writers that wait. It never waits. When the
+// log holds more than twice the backlog (and a chunk), the hub looks for
+// clients that have fallen behind (dropSlowLocked); the others then hear
+// that they left. Those leaves are added in turn, from a list rather than
+// by recursion, so each drop is logged and announced once, and the hub's
+// lock is held for work in proportion to what happened: one look at every
+// client per backlog's worth of bytes said, not one per frame.
 //
 // It returns the size of e's frame.
 func (h *hub) broadcastLocked(e event) (size int) {
@@ -180,17 +189,61 @@ func (h *hub) broadcastLocked(e event) (size int) {
 		if size == 0 {
 			size = len(frame)
 		}
-		for _, c := range h.clients {
-			if c.push(frame, h.backlog) {
-				continue
-			}
-			reason := fmt.Sprintf("too slow: fell over %d bytes behind", h.backlog)
-			h.log.Info("chat client dropped", "name", c.name, "reason", "too slow")
-			h.removeLocked(c, reason, true) // deleting during range is safe in Go
-			events = append(events, event{Type: "leave", Name: c.name, Reason: reason})
+		h.said.add(frame)
+		if h.said.held() > 2*int64(h.backlog)+chunkSize {
+			events = append(events, h.dropSlowLocked(int64(len(frame)))...)
 		}
 	}
 	return size
+}
+
+// dropSlowLocked drops every client more than backlog bytes behind the
+// log, unless all it has still to take is the newest frame (of newest
+// bytes: a frame bigger than the backlog still goes to a client that has
+// taken everything before it). The log then forgets what every client
+// left has taken. It returns the leaves to announce.
+func (h *hub) dropSlowLocked(newest int64) (leaves []event) {
+	end := h.said.end()
+	keep := end
+	for _, c := range h.clients {
+		at := c.taken.Load()
+		if at >= end-int64(h.backlog) || at >= end-newest {
+			keep = min(keep, at)
+			continue
+		}
+		reason := fmt.Sprintf("too slow: fell over %d bytes behind", h.backlog)
+		h.log.Info("chat client dropped", "name", c.name, "reason", "too slow")
+		h.removeLocked(c, reason, true) // deleting during range is safe in Go
+		leaves = append(leaves, event{Type: "leave", Name: c.name, Reason: reason})
+	}
+	h.said.forget(keep)
+	return leaves
+}
+
+// welcomeFrame encodes the welcome, as textFrame would, but by hand: its
+// list is the whole room, so that a burst of 2000 joins encodes two
+// million names, and encoding/json takes several times longer over each
+// than a copy. A name needs no escaping: validName lets in no quote,
+// backslash or control character.
+func welcomeFrame(name string, online []string) []byte {
+	n := len(`{"type":"welcome","name":"","online":[]}`) + len(name)
+	for _, o := range online {
+		n += len(o) + 3
+	}
+	text := make([]byte, 0, n)
+	text = append(text, `{"type":"welcome","name":"`...)
+	text = append(text, name...)
+	text = append(text, `","online":[`...)
+	for i, o := range online {
+		if i > 0 {
+			text = append(text, ',')
+		}
+		text = append(text, '"')
+		text = append(text, o...)
+		text = append(text, '"')
+	}
+	text = append(text, "]}"...)
+	return appendFrame(nil, true, opText, text)
 }
 
 // textFrame encodes an event as a complete text frame. The JSON is
@@ -205,27 +258,11 @@ func textFrame(e event) []byte {
 	return appendFrame(nil, true, opText, bytes.TrimSuffix(text.Bytes(), []byte("\n")))
 }
 
-// push queues a frame for the client's writer, unless the queue would then
-// hold more than backlog bytes (an empty queue takes any frame). It never
-// waits.
-func (c *client) push(frame []byte, backlog int) bool {
-	c.mu.Lock()
-	fits := c.queued == 0 || c.queued+len(frame) <= backlog
-	if fits {
-		c.queue = append(c.queue, frame)
-		c.queued += len(frame)
-	}
-	c.mu.Unlock()
-	if fits {
-		c.signal()
-	}
-	return fits
-}
-
-// drop tells the client's writer to stop. A client dropped for being too
-// slow has its closing handshake started at once: a write stuck on it gives
-// up within CloseTimeout, and the writer then tries to send the close frame
-// that says why.
+// drop tells the client's writer to stop, the next time it looks: the
+// leave the hub then says wakes it if it waits. A client dropped for being
+// too slow has its closing handshake started at once: a write stuck on it
+// gives up within CloseTimeout, and the writer then tries to send the close
+// frame that says why.
 func (c *client) drop(reason string, tooSlow bool) {
 	c.mu.Lock()
 	c.dropped, c.tooSlow, c.reason = true, tooSlow, reason
@@ -233,38 +270,113 @@ func (c *client) drop(reason string, tooSlow bool) {
 	if tooSlow {
 		c.conn.setCloseDeadline()
 	}
-	c.signal()
 }
 
-func (c *client) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default: // a token is already waiting: the writer will see this too
-	}
-}
-
-// writeQueue is the client's writer: it sends what is queued, all of it at
-// once, until the hub drops the client. A client dropped for being too slow
-// gets a close frame that says so, if it reads at all.
-func (c *client) writeQueue() {
-	var batch [][]byte
-	for range c.wake {
+// writeLog is the client's writer: it sends the welcome, then everything
+// the room says from the client's bookmark on, as much as there is in one
+// system call, until the hub drops the client. A client dropped for being
+// too slow gets a close frame that says so, if it reads at all.
+func (c *client) writeLog(said *roomLog, welcome []byte) {
+	pieces := [][]byte{welcome}
+	for {
+		v := said.view.Load()
 		c.mu.Lock()
-		batch, c.queue = c.queue, batch[:0]
-		c.queued = 0
 		dropped, tooSlow, reason := c.dropped, c.tooSlow, c.reason
 		c.mu.Unlock()
 		if dropped {
-			// A dropped client gets nothing more, even with frames queued.
+			// A dropped client gets nothing more, even if it is behind.
 			if tooSlow {
 				c.conn.Close(closePolicy, reason)
 			}
 			return
 		}
-		err := c.conn.writePrepared(batch)
-		clear(batch) // let the frames go: the next batch reuses the slice
+		at := c.taken.Load()
+		if at == v.end && len(pieces) == 0 {
+			// Anything said from now on grows the log past this view, and
+			// closes grown. A drop is always followed by a leave, said.
+			<-v.grown
+			continue
+		}
+		pieces = v.since(pieces, at)
+		c.taken.Store(v.end)
+		err := c.conn.writePrepared(pieces)
+		clear(pieces) // let the bytes go: the next write reuses the slice
+		pieces = pieces[:0]
 		if err != nil {
 			return // the connection is closing; its reader tells the hub
 		}
 	}
+}
+
+// chunkSize is the size of the pieces the room's log is kept in.
+const chunkSize = 16 << 10
+
+// roomLog is what the room has said lately: its frames, end to end, as one
+// stream of bytes kept in chunks. A place in the log is an offset into
+// everything the room has ever said. Only the hub adds to it, under hub.mu;
+// the writers read it with no lock, through the view published last. A
+// view never changes: add writes the new bytes where no published view
+// reaches yet, then publishes a longer view.
+type roomLog struct {
+	view atomic.Pointer[logView]
+}
+
+// logView is the log as it was at one moment: the bytes from start to end.
+type logView struct {
+	start, end int64         // start is a multiple of chunkSize
+	chunks     [][]byte      // chunkSize bytes each; bytes from end on are not the view's
+	grown      chan struct{} // closed when the log grows past end
+}
+
+func (l *roomLog) init() {
+	l.view.Store(&logView{grown: make(chan struct{})})
+}
+
+// add appends a frame to the log and wakes the writers waiting for it.
+func (l *roomLog) add(frame []byte) {
+	v := l.view.Load()
+	chunks, end := v.chunks, v.end
+	for len(frame) > 0 {
+		at := end % chunkSize
+		if at == 0 { // the last chunk is full, or there is none
+			chunks = append(chunks, make([]byte, chunkSize))
+		}
+		n := copy(chunks[len(chunks)-1][at:], frame)
+		frame = frame[n:]
+		end += int64(n)
+	}
+	l.view.Store(&logView{start: v.start, end: end, chunks: chunks, grown: make(chan struct{})})
+	close(v.grown)
+}
+
+// end is the offset just past everything said so far.
+func (l *roomLog) end() int64 {
+	return l.view.Load().end
+}
+
+// held is how many bytes the log keeps.
+func (l *roomLog) held() int64 {
+	v := l.view.Load()
+	return v.end - v.start
+}
+
+// forget lets the log drop the chunks wholly before offset keep. The new
+// view ends where the old one did, and shares its grown.
+func (l *roomLog) forget(keep int64) {
+	v := l.view.Load()
+	start := keep - keep%chunkSize
+	l.view.Store(&logView{start: start, end: v.end, chunks: v.chunks[(start-v.start)/chunkSize:], grown: v.grown})
+}
+
+// since appends to pieces the view's bytes from offset at to its end, a
+// piece per chunk.
+func (v *logView) since(pieces [][]byte, at int64) [][]byte {
+	for at < v.end {
+		chunk := v.chunks[(at-v.start)/chunkSize]
+		from := at % chunkSize
+		to := min(chunkSize, from+v.end-at)
+		pieces = append(pieces, chunk[from:to])
+		at += to - from
+	}
+	return pieces
 }

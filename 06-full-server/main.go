@@ -129,7 +129,7 @@ func parseFlags(args []string, output io.Writer) (cfg config, addr string, err e
 type config struct {
 	limits           Limits // every connection's, /echo's MaxMessage included
 	maxChatMessage   int    // the chat's own MaxMessage: a chat line, not a file
-	chatBacklog      int    // bytes a chat client's queue may hold
+	chatBacklog      int    // bytes a chat client may fall behind the room
 	chatRate         int    // bytes a second a chat client may send
 	maxConns         int    // open connections, HTTP and WebSocket
 	maxHeaderBytes   int
@@ -182,7 +182,7 @@ func newServer(cfg config, out io.Writer) *server {
 	s := &server{
 		cfg:   cfg,
 		log:   log,
-		hub:   &hub{clients: map[string]*client{}, backlog: cfg.chatBacklog, log: log},
+		hub:   newHub(cfg.chatBacklog, log),
 		chat:  upgrader{origins: cfg.origins, hosts: cfg.hosts, limits: &chatLimits, memory: memory, log: log},
 		echo:  upgrader{origins: cfg.origins, hosts: cfg.hosts, limits: &cfg.limits, memory: memory, log: log},
 		conns: map[*Conn]struct{}{},
