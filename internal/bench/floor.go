@@ -30,15 +30,21 @@ func floorRoutes(mux *http.ServeMux) {
 			return
 		}
 		defer conn.Close()
+		// The member is in the room once its welcome is sent, and not a
+		// moment later: the welcome and the joining happen under mu, which
+		// a broadcast holds too.
+		mu.Lock()
 		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
 			base64.StdEncoding.EncodeToString(accept[:]) + "\r\n\r\n")
 		rw.Write(serverText(`{"type":"welcome"}`))
-		if rw.Flush() != nil {
+		err = rw.Flush()
+		if err == nil {
+			members = append(members, conn)
+		}
+		mu.Unlock()
+		if err != nil {
 			return
 		}
-		mu.Lock()
-		members = append(members, conn)
-		mu.Unlock()
 		for {
 			// A masked frame from the load generator: 2 header bytes,
 			// 2 more for a length from 126 to 65535, the mask, the payload.
