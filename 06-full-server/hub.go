@@ -34,6 +34,7 @@ type hub struct {
 	online  []string           // their names, sorted, for the welcome
 	said    roomLog            // what the room has said lately, as frames
 	backlog int                // bytes a client may fall behind the log
+	look    int64              // where in the log the hub next looks for clients too far behind
 	log     *slog.Logger
 }
 
@@ -50,7 +51,7 @@ type client struct {
 }
 
 func newHub(backlog int, log *slog.Logger) *hub {
-	h := &hub{clients: map[string]*client{}, backlog: backlog, log: log}
+	h := &hub{clients: map[string]*client{}, backlog: backlog, look: int64(backlog), log: log}
 	h.said.init()
 	return h
 }
@@ -173,12 +174,12 @@ func (h *hub) removeLocked(c *client, reason string, tooSlow bool) bool {
 
 // broadcastLocked encodes the event once, as a complete frame, and adds it
 // to the log, which wakes the writers that wait. It never waits. When the
-// log holds more than twice the backlog (and a chunk), the hub looks for
-// clients that have fallen behind (dropSlowLocked); the others then hear
-// that they left. Those leaves are added in turn, from a list rather than
-// by recursion, so each drop is logged and announced once, and the hub's
-// lock is held for work in proportion to what happened: one look at every
-// client per backlog's worth of bytes said, not one per frame.
+// log reaches h.look, the hub looks for clients that have fallen too far
+// behind (dropSlowLocked); the others then hear that they left. Those
+// leaves are added in turn, from a list rather than by recursion, so each
+// drop is logged and announced once, and the hub's lock is held for work in
+// proportion to what happened: a look at every client at most once per
+// eighth of a backlog said, not once per frame.
 //
 // It returns the size of e's frame.
 func (h *hub) broadcastLocked(e event) (size int) {
@@ -190,7 +191,7 @@ func (h *hub) broadcastLocked(e event) (size int) {
 			size = len(frame)
 		}
 		h.said.add(frame)
-		if h.said.held() > 2*int64(h.backlog)+chunkSize {
+		if h.said.end() > h.look {
 			events = append(events, h.dropSlowLocked(int64(len(frame)))...)
 		}
 	}
@@ -201,7 +202,11 @@ func (h *hub) broadcastLocked(e event) (size int) {
 // log, unless all it has still to take is the newest frame (of newest
 // bytes: a frame bigger than the backlog still goes to a client that has
 // taken everything before it). The log then forgets what every client
-// left has taken. It returns the leaves to announce.
+// left has taken. The next look comes when the slowest of them could be
+// more than backlog bytes behind, but not before another eighth of a
+// backlog is said: so a client is dropped about an eighth of a backlog at
+// most after it fell too far behind, and the room is looked over at most
+// once per eighth of a backlog said. It returns the leaves to announce.
 func (h *hub) dropSlowLocked(newest int64) (leaves []event) {
 	end := h.said.end()
 	keep := end
@@ -217,6 +222,7 @@ func (h *hub) dropSlowLocked(newest int64) (leaves []event) {
 		leaves = append(leaves, event{Type: "leave", Name: c.name, Reason: reason})
 	}
 	h.said.forget(keep)
+	h.look = max(keep+int64(h.backlog), end+int64(h.backlog)/8)
 	return leaves
 }
 
@@ -352,12 +358,6 @@ func (l *roomLog) add(frame []byte) {
 // end is the offset just past everything said so far.
 func (l *roomLog) end() int64 {
 	return l.view.Load().end
-}
-
-// held is how many bytes the log keeps.
-func (l *roomLog) held() int64 {
-	v := l.view.Load()
-	return v.end - v.start
 }
 
 // forget lets the log drop the chunks wholly before offset keep. The new

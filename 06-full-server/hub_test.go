@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -160,4 +163,39 @@ func TestAMessageBiggerThanTheBacklogArrives(t *testing.T) {
 		}
 	}
 	assert.NotContains(t, out.String(), "chat client dropped")
+}
+
+// A client that stops reading is dropped once it is more than the backlog
+// behind the log, not long after: the hub looks again at least every
+// eighth of a backlog said.
+func TestAClientIsDroppedOnceItIsABacklogBehind(t *testing.T) {
+	const backlog = 64 << 10
+	h := newHub(backlog, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	limits := defaultConfig().limits
+	join := func(name string) (*client, net.Conn) {
+		server, peer := net.Pipe() // a write on it waits until the peer reads
+		t.Cleanup(func() { server.Close() })
+		c, err := h.join(name, newConn(server, nil, &limits, &messageMemory{max: 1 << 30}))
+		require.NoError(t, err)
+		return c, peer
+	}
+	stuck, _ := join("stuck") // nobody reads: its writer's first write never ends
+	fast, peer := join("fast")
+	go io.Copy(io.Discard, peer)
+
+	text := strings.Repeat("x", 1000)
+	slack := int64(2 * len(textFrame(event{Type: "message", Name: "fast", Text: text})))
+	for range 1000 {
+		h.say(fast, text)
+		h.mu.Lock()
+		gone := h.clients["stuck"] == nil
+		behind := h.said.end() - stuck.taken.Load()
+		h.mu.Unlock()
+		require.LessOrEqual(t, behind, int64(backlog+backlog/8)+slack, "the stuck client is still in the room")
+		if gone {
+			assert.Greater(t, behind, int64(backlog), "dropped before it was a backlog behind")
+			return
+		}
+	}
+	t.Fatal("the stuck client was never dropped")
 }
