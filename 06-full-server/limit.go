@@ -128,6 +128,15 @@ func (c *countedConn) CloseWrite() error {
 	return nil
 }
 
+// SetWriteBuffer lets the chat cap its clients' send buffers
+// (chatSendBuffer).
+func (c *countedConn) SetWriteBuffer(bytes int) error {
+	if tcp, ok := c.Conn.(interface{ SetWriteBuffer(int) error }); ok {
+		return tcp.SetWriteBuffer(bytes)
+	}
+	return nil
+}
+
 // defaultMaxConns stays below the process's limit on open files, keeping
 // a tenth of it (and at least 128) for everything else: the listener, the
 // refusals in progress, logs, and what net/http opens.

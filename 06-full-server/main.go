@@ -257,8 +257,19 @@ func (s *server) echoMessages(conn *Conn, p peer) {
 	})
 }
 
+// chatSendBuffer is the most a chat client's socket may hold of what the
+// room sent it and it has not read (Linux doubles it for its bookkeeping).
+// Left to itself the kernel lets it grow to megabytes: a client that stops
+// reading would take that much kernel memory before its bookmark even
+// fell behind, and in a hostile run a thousand such clients got clients
+// that read dropped as too slow as well.
+const chatSendBuffer = 64 << 10
+
 // chatMessages joins the room and says each text message.
 func (s *server) chatMessages(conn *Conn, p peer) {
+	if b, ok := conn.netConn.(interface{ SetWriteBuffer(int) error }); ok {
+		b.SetWriteBuffer(chatSendBuffer)
+	}
 	c, err := s.hub.join(p.name, conn)
 	if err != nil {
 		conn.Close(closePolicy, err.Error())
