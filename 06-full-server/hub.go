@@ -102,14 +102,15 @@ func (h *hub) join(name string, conn *Conn) (*client, error) {
 	return c, nil
 }
 
-// validName accepts 1 to 32 letters, digits, spaces and "-_." characters.
+// validName accepts 1 to 32 letters (with the marks some scripts write
+// them with, as in "हिन्दी"), digits, spaces and "-_." characters.
 func validName(name string) error {
 	n := utf8.RuneCountInString(name)
 	if n == 0 || n > 32 || strings.TrimSpace(name) != name {
 		return fmt.Errorf("a name has 1 to 32 characters, with no space at either end: /ws?name=NICK")
 	}
 	for _, r := range name {
-		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune(" -_.", r) {
+		if !unicode.IsLetter(r) && !unicode.IsMark(r) && !unicode.IsDigit(r) && !strings.ContainsRune(" -_.", r) {
 			return fmt.Errorf("a name may hold letters, digits, spaces and -_. but not %q", r)
 		}
 	}

@@ -131,8 +131,11 @@ func TestWelcomeNeedsNoEscaping(t *testing.T) {
 		require.NoError(t, enc.Encode(name))
 		require.Equal(t, `"`+name+`"`+"\n", text.String(), "validName lets in %U, which JSON escapes", r)
 	}
-	online := []string{"Ann", "bob", "Zoë", "李雷", "x-y_z.1 2"}
-	want := []byte(`{"type":"welcome","name":"Zoë","online":["Ann","bob","Zoë","李雷","x-y_z.1 2"]}`)
+	online := []string{"Ann", "bob", "Zoë", "李雷", "हिन्दी", "x-y_z.1 2"}
+	for _, name := range online {
+		require.NoError(t, validName(name))
+	}
+	want := []byte(`{"type":"welcome","name":"Zoë","online":["Ann","bob","Zoë","李雷","हिन्दी","x-y_z.1 2"]}`)
 	f, err := booktest.ReadFrame(bytes.NewReader(welcomeFrame("Zoë", online)))
 	require.NoError(t, err)
 	assert.Equal(t, booktest.Frame{Fin: true, Opcode: opText, Payload: want}, f)
