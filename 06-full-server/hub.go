@@ -42,6 +42,7 @@ type client struct {
 	name    string
 	conn    *Conn
 	taken   atomic.Int64 // how far into the room's log the writer has taken: its bookmark
+	started atomic.Bool  // the writer has taken its first batch: only then can the client be behind
 	clearAt time.Time    // when what it has sent is paid for, at the room's rate (keepPace)
 
 	mu      sync.Mutex
@@ -202,8 +203,10 @@ func (h *hub) broadcastLocked(e event) (size int) {
 // dropSlowLocked drops every client more than backlog bytes behind the
 // log, unless all it has still to take is the newest frame (of newest
 // bytes: a frame bigger than the backlog still goes to a client that has
-// taken everything before it). The log then forgets what every client
-// left has taken. The next look comes when the slowest of them could be
+// taken everything before it), or its writer has not yet run (a busy room
+// may say a backlog's worth before a newcomer's goroutine gets a core,
+// which is no slowness of the client's). The log then forgets what every
+// client left has taken. The next look comes when the slowest of them could be
 // more than backlog bytes behind, but not before another eighth of a
 // backlog is said: so a client is dropped about an eighth of a backlog at
 // most after it fell too far behind, and the room is looked over at most
@@ -213,7 +216,7 @@ func (h *hub) dropSlowLocked(newest int64) (leaves []event) {
 	keep := end
 	for _, c := range h.clients {
 		at := c.taken.Load()
-		if at >= end-int64(h.backlog) || at >= end-newest {
+		if at >= end-int64(h.backlog) || at >= end-newest || !c.started.Load() {
 			keep = min(keep, at)
 			continue
 		}
@@ -306,6 +309,7 @@ func (c *client) writeLog(said *roomLog, welcome []byte) {
 		}
 		pieces = v.since(pieces, at)
 		c.taken.Store(v.end)
+		c.started.Store(true)
 		err := c.conn.writePrepared(pieces)
 		clear(pieces) // let the bytes go: the next write reuses the slice
 		pieces = pieces[:0]

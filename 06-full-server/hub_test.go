@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -201,4 +202,29 @@ func TestAClientIsDroppedOnceItIsABacklogBehind(t *testing.T) {
 		}
 	}
 	t.Fatal("the stuck client was never dropped")
+}
+
+// A newcomer is not judged before its writer has run: a room that says a
+// backlog's worth before the writer's goroutine first gets a core has not
+// been kept waiting by the client. With one P, and a test goroutine that
+// does not block, the newcomer's writer cannot run while the room talks.
+func TestANewcomerIsNotJudgedBeforeItsWriterRuns(t *testing.T) {
+	const backlog = 4 << 10
+	h := newHub(backlog, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	limits := defaultConfig().limits
+	server, peer := net.Pipe()
+	t.Cleanup(func() { server.Close(); peer.Close() })
+
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	newcomer, err := h.join("newcomer", newConn(server, nil, &limits, &messageMemory{max: 1 << 30}))
+	require.NoError(t, err)
+	text := strings.Repeat("x", 1000)
+	h.mu.Lock()
+	for range 20 { // 20 KB: five backlogs
+		h.broadcastLocked(event{Type: "message", Name: "someone", Text: text})
+	}
+	in := h.clients["newcomer"] == newcomer
+	h.mu.Unlock()
+	require.False(t, newcomer.started.Load(), "the newcomer's writer ran: this test proves nothing")
+	assert.True(t, in, "the newcomer was dropped before its writer ran")
 }
