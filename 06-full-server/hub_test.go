@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
@@ -186,6 +187,8 @@ func TestAClientIsDroppedOnceItIsABacklogBehind(t *testing.T) {
 	stuck, _ := join("stuck") // nobody reads: its writer's first write never ends
 	fast, peer := join("fast")
 	go io.Copy(io.Discard, peer)
+	// A client is judged once its writer has run (see the next test).
+	require.Eventually(t, stuck.started.Load, 5*time.Second, time.Millisecond)
 
 	text := strings.Repeat("x", 1000)
 	slack := int64(2 * len(textFrame(event{Type: "message", Name: "fast", Text: text})))
