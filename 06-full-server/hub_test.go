@@ -171,29 +171,28 @@ func TestAMessageBiggerThanTheBacklogArrives(t *testing.T) {
 }
 
 // A client that stops reading is dropped once it is more than the backlog
-// behind the log, not long after: the hub looks again at least every
-// eighth of a backlog said.
+// behind the log, not long after: the hub looks again when the slowest
+// client could have fallen that far behind. The client reads the first
+// 200 KB, so that it stops only after the room has looked several times.
 func TestAClientIsDroppedOnceItIsABacklogBehind(t *testing.T) {
-	const backlog = 64 << 10
+	const backlog, reads = 64 << 10, 200 << 10
 	h := newHub(backlog, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	limits := defaultConfig().limits
-	join := func(name string) (*client, net.Conn) {
-		server, peer := net.Pipe() // a write on it waits until the peer reads
-		t.Cleanup(func() { server.Close() })
-		c, err := h.join(name, newConn(server, nil, &limits, &messageMemory{max: 1 << 30}))
-		require.NoError(t, err)
-		return c, peer
-	}
-	stuck, _ := join("stuck") // nobody reads: its writer's first write never ends
-	fast, peer := join("fast")
-	go io.Copy(io.Discard, peer)
+	stuck, stuckPeer := joinOverPipe(t, h, "stuck")
+	go io.CopyN(io.Discard, stuckPeer, reads) // then it reads no more
 	// A client is judged once its writer has run (see the next test).
 	require.Eventually(t, stuck.started.Load, 5*time.Second, time.Millisecond)
 
 	text := strings.Repeat("x", 1000)
-	slack := int64(2 * len(textFrame(event{Type: "message", Name: "fast", Text: text})))
+	said := event{Type: "message", Name: "someone", Text: text}
+	slack := int64(2 * len(textFrame(said)))
 	for range 1000 {
-		h.say(fast, text)
+		h.mu.Lock()
+		h.broadcastLocked(said)
+		h.mu.Unlock()
+		if stuck.taken.Load() < reads {
+			// Until it stops reading, it keeps up: let its writer run.
+			require.Eventually(t, func() bool { return stuck.taken.Load() == h.said.end() }, 5*time.Second, 50*time.Microsecond)
+		}
 		h.mu.Lock()
 		gone := h.clients["stuck"] == nil
 		behind := h.said.end() - stuck.taken.Load()
@@ -201,6 +200,7 @@ func TestAClientIsDroppedOnceItIsABacklogBehind(t *testing.T) {
 		require.LessOrEqual(t, behind, int64(backlog+backlog/8)+slack, "the stuck client is still in the room")
 		if gone {
 			assert.Greater(t, behind, int64(backlog), "dropped before it was a backlog behind")
+			assert.Greater(t, stuck.taken.Load(), int64(reads), "dropped while it still read")
 			return
 		}
 	}
@@ -215,15 +215,11 @@ func TestAClientIsDroppedOnceItIsABacklogBehind(t *testing.T) {
 // again with a new room.
 func TestANewcomerIsNotJudgedBeforeItsWriterRuns(t *testing.T) {
 	const backlog = 4 << 10
-	limits := defaultConfig().limits
 	text := strings.Repeat("x", 1000)
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	for range 20 {
 		h := newHub(backlog, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		server, peer := net.Pipe()
-		t.Cleanup(func() { server.Close(); peer.Close() })
-		newcomer, err := h.join("newcomer", newConn(server, nil, &limits, &messageMemory{max: 1 << 30}))
-		require.NoError(t, err)
+		newcomer, _ := joinOverPipe(t, h, "newcomer")
 		h.mu.Lock()
 		for range 20 { // 20 KB: five backlogs
 			h.broadcastLocked(event{Type: "message", Name: "someone", Text: text})
@@ -237,4 +233,16 @@ func TestANewcomerIsNotJudgedBeforeItsWriterRuns(t *testing.T) {
 		return
 	}
 	t.Fatal("the newcomer's writer ran every time: the test could not set the scene")
+}
+
+// joinOverPipe joins a client to h on a net.Pipe, whose writes wait until
+// the returned peer end reads: the room's writes to it go exactly as far
+// as the test lets them.
+func joinOverPipe(t *testing.T, h *hub, name string) (*client, net.Conn) {
+	limits := defaultConfig().limits
+	server, peer := net.Pipe()
+	t.Cleanup(func() { server.Close(); peer.Close() })
+	c, err := h.join(name, newConn(server, nil, &limits, &messageMemory{max: 1 << 30}))
+	require.NoError(t, err)
+	return c, peer
 }
